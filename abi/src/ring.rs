@@ -1,0 +1,95 @@
+//! The asynchronous ring: shared-memory submission and completion queues.
+//!
+//! ```text
+//!  RING_ADDR + 0x0000  RingHeader (64 B)
+//!  RING_ADDR + 0x0100  SQ: SQ_ENTRIES x Sqe (64 B each)
+//!  RING_ADDR + 0x2100  CQ: CQ_ENTRIES x Cqe (16 B each)
+//! ```
+//! Indices are free-running `u32` counters; an entry lives at `index % ENTRIES`.
+//! The guest produces submissions: it writes `sq[sq_tail % SQ_ENTRIES]`, then stores
+//! `sq_tail + 1` with release ordering, then writes anything to
+//! [`crate::memmap::DOORBELL_RING`] (an ioeventfd: ~2.4 us, the vCPU keeps running). The VMM's
+//! event loop consumes submissions (advancing `sq_head`), performs them in order, and produces one
+//! completion each (`cq[cq_tail % CQ_ENTRIES]`, then `cq_tail + 1` with release ordering). The
+//! guest consumes completions by advancing `cq_head`. A guest must keep fewer than `CQ_ENTRIES`
+//! completions unreaped, and buffers named by a submission must stay valid until its completion.
+//! A malformed submission completes with a negated errno; it never stops the VMM.
+
+/// Number of submission entries.
+pub const SQ_ENTRIES: u32 = 128;
+/// Number of completion entries.
+pub const CQ_ENTRIES: u32 = 256;
+/// Offset of the submission queue from the ring's base.
+pub const SQ_OFFSET: u64 = 0x100;
+/// Offset of the completion queue from the ring's base.
+pub const CQ_OFFSET: u64 = SQ_OFFSET + SQ_ENTRIES as u64 * 64;
+
+/// The ring's control words. Each index is written by one side only.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RingHeader {
+    /// Next submission the VMM will consume (written by the VMM).
+    pub sq_head: u32,
+    /// Next free submission slot (written by the guest).
+    pub sq_tail: u32,
+    /// Next completion the guest will reap (written by the guest).
+    pub cq_head: u32,
+    /// Next free completion slot (written by the VMM).
+    pub cq_tail: u32,
+    /// Completions ever dropped because the guest left the CQ full (written by the VMM).
+    pub cq_overflow: u32,
+    /// Reserved, zero.
+    pub _rsv: [u32; 11],
+}
+crate::assert_size!(RingHeader, 64);
+
+/// Byte offsets of the header fields, for atomic access through guest memory.
+pub mod header {
+    /// [`super::RingHeader::sq_head`].
+    pub const SQ_HEAD: u64 = 0;
+    /// [`super::RingHeader::sq_tail`].
+    pub const SQ_TAIL: u64 = 4;
+    /// [`super::RingHeader::cq_head`].
+    pub const CQ_HEAD: u64 = 8;
+    /// [`super::RingHeader::cq_tail`].
+    pub const CQ_TAIL: u64 = 12;
+    /// [`super::RingHeader::cq_overflow`].
+    pub const CQ_OVERFLOW: u64 = 16;
+}
+
+/// A submission.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sqe {
+    /// Operation ([`op`]).
+    pub op: u32,
+    /// Flags, reserved, zero.
+    pub flags: u32,
+    /// Echoed in the completion.
+    pub user_data: u64,
+    /// Arguments; meaning per operation.
+    pub args: [u64; 6],
+}
+crate::assert_size!(Sqe, 64);
+
+/// A completion.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Cqe {
+    /// The submission's `user_data`.
+    pub user_data: u64,
+    /// Non-negative on success, a negated [`crate::hostcall::errno`] value on failure.
+    pub result: i64,
+}
+crate::assert_size!(Cqe, 16);
+
+/// Ring operations.
+pub mod op {
+    /// Completes with `args[0]`; for measuring the ring.
+    pub const NOP: u32 = 0;
+    /// Write `args[2]` bytes at guest address `args[1]` to stream `args[0]` (stdout/stderr).
+    /// Completes with the number of bytes written.
+    pub const WRITE: u32 = 1;
+}
+
+const _: () = assert!(CQ_OFFSET + CQ_ENTRIES as u64 * 16 <= crate::memmap::RING_SIZE);

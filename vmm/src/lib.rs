@@ -1,0 +1,3 @@
+//! twz-vmm: a KVM monitor that maps persistent objects into unikernel guests.
+
+pub mod images;
