@@ -1,1 +1,564 @@
+//! End to end through the real `twz-vmm` binary: the object store and inspection commands on a
+//! fresh store, their JSON output, and every kind of damage issue 2 lists.
+
 mod common;
+
+use std::collections::BTreeMap;
+use std::fs::{self, OpenOptions};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use abi::layout::{fot_entry_offset, META_OFFSET};
+use common::{fails, ok, temp_store};
+use serde_json::Value;
+
+/// The store directory inside a temp dir (not yet created: every command creates it).
+fn store_in(t: &tempfile::TempDir) -> PathBuf {
+    t.path().join("store")
+}
+
+fn json(store: &Path, args: &[&str]) -> Value {
+    let out = ok(store, args);
+    serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("{args:?} printed invalid JSON ({e}):\n{out}"))
+}
+
+/// Creates `name` and returns its ID.
+fn create(store: &Path, name: &str) -> String {
+    let id = ok(store, &["obj", "create", name]).trim().to_string();
+    assert_eq!(id.len(), 32, "obj create prints the new ID, got {id:?}");
+    id
+}
+
+fn object_file(store: &Path, id: &str) -> PathBuf {
+    store
+        .join("objects")
+        .join(&id[..2])
+        .join(format!("{id}.obj"))
+}
+
+fn poke(path: &Path, offset: u64, bytes: &[u8]) {
+    OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .write_all_at(bytes, offset)
+        .unwrap();
+}
+
+/// Every path in the store with its size, mode and modification time, to prove a failing
+/// command changed nothing.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (u64, u32, i64, i64)> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let m = e.metadata().unwrap();
+            if m.is_dir() {
+                stack.push(e.path());
+            }
+            out.insert(e.path(), (m.len(), m.mode(), m.mtime(), m.mtime_nsec()));
+        }
+    }
+    out
+}
+
+/// Asserts a one-line error message on stderr that contains every part.
+fn one_line_error(stderr: &str, parts: &[&str]) {
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "expected one line on stderr, got:\n{stderr}"
+    );
+    assert!(lines[0].starts_with("twz-vmm: error: "), "{stderr}");
+    for p in parts {
+        assert!(lines[0].contains(p), "{p:?} missing from: {stderr}");
+    }
+}
+
+#[test]
+fn every_command_works_on_a_fresh_store() {
+    let t = temp_store();
+    let s = store_in(&t);
+    let init = ok(&s, &["store", "init"]);
+    assert!(init.starts_with("created store: "), "{init}");
+    assert!(ok(&s, &["store", "init"]).starts_with("store already initialised"));
+
+    let people = create(&s, "people");
+    let db = create(&s, "db");
+    let data = t.path().join("data.bin");
+    fs::write(&data, b"Hello, objects!\n").unwrap();
+    let w = ok(
+        &s,
+        &[
+            "obj",
+            "write",
+            "people",
+            "--offset",
+            "0x2000",
+            data.to_str().unwrap(),
+        ],
+    );
+    assert!(w.contains("wrote 16 bytes at 0x2000"), "{w}");
+    ok(
+        &s,
+        &["obj", "link", "people", "--fot", "1", &db, "--perms", "r"],
+    );
+    ok(
+        &s,
+        &["obj", "link", "people", "--fot", "2", "db", "--by-name"],
+    );
+
+    // ls: table and JSON.
+    let table = ok(&s, &["obj", "ls"]);
+    assert!(table.starts_with("ID "), "{table}");
+    let row = table
+        .lines()
+        .find(|l| l.starts_with(&people))
+        .expect("people listed");
+    assert!(
+        row.contains("people") && row.contains("4.0 KiB") && row.contains("default"),
+        "{row}"
+    );
+    let ls = json(&s, &["obj", "ls", "--json"]);
+    let ls = ls.as_array().unwrap();
+    assert_eq!(ls.len(), 2);
+    let p = ls.iter().find(|o| o["id"] == people.as_str()).unwrap();
+    assert_eq!(p["names"], serde_json::json!(["people"]));
+    assert_eq!(p["size_in_use"], 0x1010); // 0x2000 + 16 - BASE_OFFSET
+    assert_eq!(p["owner_key_name"], "default");
+    assert_eq!(p["problem"], Value::Null);
+    assert!(p["created_ns"].as_u64().unwrap() > 1_600_000_000_000_000_000);
+
+    // show: metadata, FOT with targets and their names, integrity.
+    let show = ok(&s, &["obj", "show", &people]);
+    assert!(show.contains(&format!("object      {people}")), "{show}");
+    assert!(show.contains(&format!("{db} (db)")), "{show}");
+    assert!(show.contains("integrity   ok"), "{show}");
+    let sj = json(&s, &["obj", "show", "people", "--json"]);
+    assert_eq!(sj["id"], people.as_str());
+    assert_eq!(sj["header"]["version"], 1);
+    assert_eq!(sj["header"]["alloc_top"], 0x2010);
+    assert_eq!(sj["header"]["fot_len"], 3);
+    assert_eq!(sj["problems"], serde_json::json!([]));
+    let fot = sj["fot"].as_array().unwrap();
+    assert_eq!(fot.len(), 2);
+    assert_eq!(
+        (fot[0]["index"].as_u64(), fot[0]["perms"].as_str()),
+        (Some(1), Some("r---"))
+    );
+    assert_eq!(fot[0]["target_id"], db.as_str());
+    assert_eq!(fot[0]["target_names"], serde_json::json!(["db"]));
+    assert_eq!(fot[1]["target_name"], "db");
+    assert_eq!(fot[1]["target_id"], db.as_str());
+
+    // fot: the same table on its own.
+    let fj = json(&s, &["obj", "fot", &people, "--json"]);
+    assert_eq!(fj.as_array().unwrap().len(), 2);
+    let ft = ok(&s, &["obj", "fot", "people"]);
+    assert!(
+        ft.lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("1      r---   valid"),
+        "{ft}"
+    );
+
+    // dump: hexdump -C format, hex and decimal numbers.
+    let dump = ok(
+        &s,
+        &["obj", "dump", "people", "--offset", "0x2000", "--len", "48"],
+    );
+    let lines: Vec<&str> = dump.lines().collect();
+    assert_eq!(
+        lines[0],
+        "00002000  48 65 6c 6c 6f 2c 20 6f  62 6a 65 63 74 73 21 0a  |Hello, objects!.|"
+    );
+    assert_eq!(
+        lines[1],
+        "00002010  00 00 00 00 00 00 00 00  00 00 00 00 00 00 00 00  |................|"
+    );
+    assert_eq!(lines[2], "*");
+    assert_eq!(lines[3], "00002030");
+    assert_eq!(
+        ok(
+            &s,
+            &["obj", "dump", &people, "--offset", "8192", "--len", "5"]
+        )
+        .lines()
+        .next()
+        .unwrap(),
+        "00002000  48 65 6c 6c 6f                                    |Hello|"
+    );
+
+    // keys.
+    let gen = ok(&s, &["key", "gen", "alice"]);
+    assert!(
+        gen.starts_with("key alice: ") && gen.trim().len() == "key alice: ".len() + 64,
+        "{gen}"
+    );
+    let keys = json(&s, &["key", "ls", "--json"]);
+    let names: Vec<&str> = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["alice", "default"]);
+    assert!(ok(&s, &["key", "ls"]).contains("alice"));
+    let owned = ok(&s, &["obj", "create", "alices", "--key", "alice"]);
+    let oj = json(&s, &["obj", "show", owned.trim(), "--json"]);
+    assert_eq!(oj["owner_key_name"], "alice");
+
+    // fsck: clean.
+    let f = ok(&s, &["store", "fsck"]);
+    assert!(
+        f.contains("checked 3 objects, 3 names, 2 keys: no problems"),
+        "{f}"
+    );
+    let fj = json(&s, &["store", "fsck", "--json"]);
+    assert_eq!(fj["clean"], true);
+    assert_eq!(fj["problems"], serde_json::json!([]));
+
+    // rm: the object and its name are gone; the FOT entry that named it says so.
+    let rm = ok(&s, &["obj", "rm", "db"]);
+    assert!(rm.contains(&db) && rm.contains("unbound: db"), "{rm}");
+    assert_eq!(
+        json(&s, &["obj", "ls", "--json"]).as_array().unwrap().len(),
+        2
+    );
+    assert!(!object_file(&s, &db).exists());
+    assert!(ok(&s, &["obj", "fot", "people"]).contains("target missing"));
+    one_line_error(
+        &fails(&s, &["obj", "show", "db"]),
+        &["no object named \"db\""],
+    );
+}
+
+#[test]
+fn any_command_creates_the_store_on_first_use() {
+    let t = temp_store();
+    let s = store_in(&t);
+    assert_eq!(ok(&s, &["obj", "ls"]).lines().count(), 1, "just the header");
+    assert!(s.join("FORMAT").is_file());
+    assert!(s.join("keys/default.secret").is_file());
+    assert_eq!(
+        fs::metadata(s.join("keys/default.secret")).unwrap().mode() & 0o777,
+        0o600
+    );
+}
+
+#[test]
+fn damage_gives_one_line_errors_and_fsck_finds_all_of_it() {
+    let t = temp_store();
+    let s = store_in(&t);
+    let healthy = create(&s, "healthy");
+    let truncated = create(&s, "truncated");
+    let overwritten = create(&s, "overwritten");
+    let magic = create(&s, "magic");
+    let version = create(&s, "version");
+    let fot = create(&s, "fot");
+    ok(&s, &["obj", "link", "fot", "--fot", "7", "healthy"]);
+
+    OpenOptions::new()
+        .write(true)
+        .open(object_file(&s, &truncated))
+        .unwrap()
+        .set_len(1 << 20)
+        .unwrap();
+    poke(&object_file(&s, &overwritten), META_OFFSET, &[0xa5; 256]);
+    poke(&object_file(&s, &magic), META_OFFSET, b"ELF\x7fELF\x7f");
+    poke(
+        &object_file(&s, &version),
+        META_OFFSET + 8,
+        &2u32.to_le_bytes(),
+    );
+    poke(
+        &object_file(&s, &fot),
+        META_OFFSET + 104,
+        &3u32.to_le_bytes(),
+    ); // fot_len 3 < entry 7
+    poke(
+        &object_file(&s, &fot),
+        fot_entry_offset(9).unwrap() + 16,
+        &0x40u32.to_le_bytes(),
+    ); // unknown flags
+    fs::write(s.join("objects").join("notes.txt"), b"foreign").unwrap();
+    fs::create_dir_all(s.join("objects/zz")).unwrap();
+    fs::write(s.join("objects/zz/whatever.obj"), b"foreign too").unwrap();
+
+    let before = snapshot(&s);
+    let cases: [(&str, &str, &[&str]); 5] = [
+        ("truncated", &truncated, &["truncated", "1048576 bytes"]),
+        (
+            "overwritten",
+            &overwritten,
+            &["bad magic 0xa5a5a5a5a5a5a5a5 (not a twz object)"],
+        ),
+        ("magic", &magic, &["bad magic", "not a twz object"]),
+        (
+            "version",
+            &version,
+            &["unsupported object format version 2"],
+        ),
+        (
+            "fot",
+            &fot,
+            &[
+                "FOT entry 7: in use but past the end of the table (fot_len 3)",
+                "1 more",
+            ],
+        ),
+    ];
+    for (name, id, parts) in cases {
+        for cmd in ["show", "fot"] {
+            let err = fails(&s, &["obj", cmd, name]);
+            one_line_error(&err, &[&format!("object {id}: ")]);
+            one_line_error(&err, parts);
+        }
+    }
+    // Writes into a damaged object are refused too.
+    let data = t.path().join("x");
+    fs::write(&data, b"x").unwrap();
+    one_line_error(
+        &fails(
+            &s,
+            &[
+                "obj",
+                "write",
+                "magic",
+                "--offset",
+                "0x1000",
+                data.to_str().unwrap(),
+            ],
+        ),
+        &[&magic, "bad magic"],
+    );
+    assert_eq!(
+        snapshot(&s),
+        before,
+        "failing commands must not touch the store"
+    );
+
+    // fsck lists every problem and fails; the listing still shows everything.
+    let out = common::run(&s, &["store", "fsck"]);
+    assert!(!out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for id in [&truncated, &overwritten, &magic, &version] {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(&format!("object {id}: "))),
+            "{id} not reported:\n{text}"
+        );
+    }
+    assert!(
+        text.contains(&format!(
+            "object {fot}: FOT entry 7: in use but past the end of the table"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "object {fot}: FOT entry 9: unknown FOT flags 0x40"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("file objects/notes.txt: foreign file"),
+        "{text}"
+    );
+    assert!(text.contains("file objects/zz: foreign file"), "{text}");
+    assert!(
+        text.contains("name \"magic\": bound to damaged object"),
+        "{text}"
+    );
+    assert!(!text.contains(&format!("object {healthy}")), "{text}");
+    let fj = json_failing(&s, &["store", "fsck", "--json"]);
+    assert_eq!(fj["clean"], false);
+    assert_eq!(fj["objects_checked"], 6);
+    let kinds: Vec<&str> = fj["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"object") && kinds.contains(&"file") && kinds.contains(&"name"),
+        "{kinds:?}"
+    );
+    assert_eq!(snapshot(&s), before, "fsck must not modify the store");
+
+    // The healthy object is still readable and writable; damaged ones are listed with their problem.
+    ok(&s, &["obj", "show", "healthy"]);
+    ok(&s, &["obj", "dump", &healthy]);
+    ok(
+        &s,
+        &[
+            "obj",
+            "write",
+            "healthy",
+            "--offset",
+            "0x1000",
+            data.to_str().unwrap(),
+        ],
+    );
+    let ls = json(&s, &["obj", "ls", "--json"]);
+    let damaged = ls
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| !o["problem"].is_null())
+        .count();
+    assert_eq!(damaged, 4);
+    // rm still works on a damaged object, and removes its name.
+    ok(&s, &["obj", "rm", "truncated"]);
+    assert!(!object_file(&s, &truncated).exists());
+}
+
+fn json_failing(store: &Path, args: &[&str]) -> Value {
+    let out = common::run(store, args);
+    assert!(!out.status.success(), "{args:?} should fail");
+    serde_json::from_slice(&out.stdout).expect("JSON on stdout even when failing")
+}
+
+#[test]
+fn bad_input_gets_one_line_errors_and_changes_nothing() {
+    let t = temp_store();
+    let s = store_in(&t);
+    let id = create(&s, "thing");
+    let file = t.path().join("f");
+    fs::write(&file, b"data").unwrap();
+    let before = snapshot(&s);
+
+    one_line_error(
+        &fails(&s, &["obj", "show", "nosuch"]),
+        &["no object named \"nosuch\""],
+    );
+    one_line_error(
+        &fails(&s, &["obj", "show", "0123456789abcdef0123456789abcdef"]),
+        &["object 0123456789abcdef0123456789abcdef: no such object"],
+    );
+    one_line_error(&fails(&s, &["obj", "rm", "nosuch"]), &["no object named"]);
+    one_line_error(
+        &fails(&s, &["obj", "create", "thing"]),
+        &["name \"thing\" is already bound to object", &id],
+    );
+    one_line_error(
+        &fails(&s, &["obj", "create", "a/b"]),
+        &["invalid name \"a/b\"", "'/'"],
+    );
+    one_line_error(
+        &fails(&s, &["obj", "create", "x", "--key", "nokey"]),
+        &["key \"nokey\": no such key"],
+    );
+    one_line_error(
+        &fails(
+            &s,
+            &[
+                "obj",
+                "dump",
+                "thing",
+                "--offset",
+                "0x3fffffff",
+                "--len",
+                "2",
+            ],
+        ),
+        &[&id, "outside the object"],
+    );
+    one_line_error(
+        &fails(
+            &s,
+            &[
+                "obj",
+                "write",
+                "thing",
+                "--offset",
+                "0",
+                file.to_str().unwrap(),
+            ],
+        ),
+        &[&id, "outside the data region"],
+    );
+    one_line_error(
+        &fails(
+            &s,
+            &[
+                "obj",
+                "write",
+                "thing",
+                "--offset",
+                "0x1000",
+                "/nonexistent/file",
+            ],
+        ),
+        &["/nonexistent/file"],
+    );
+    one_line_error(
+        &fails(&s, &["obj", "link", "thing", "--fot", "8192", "thing"]),
+        &[&id, "FOT index 8192"],
+    );
+    one_line_error(
+        &fails(&s, &["obj", "link", "thing", "--fot", "1", "nosuch"]),
+        &["no object named \"nosuch\""],
+    );
+    one_line_error(
+        &fails(
+            &s,
+            &[
+                "obj", "link", "thing", "--fot", "1", "thing", "--perms", "rq",
+            ],
+        ),
+        &["bad --perms"],
+    );
+    one_line_error(
+        &fails(&s, &["key", "gen", "default"]),
+        &["key \"default\": already exists"],
+    );
+    one_line_error(&fails(&s, &["key", "gen", "../evil"]), &["invalid name"]);
+    assert!(fails(&s, &["obj", "dump", "thing", "--offset", "12k"]).contains("not a number"));
+    assert_eq!(
+        snapshot(&s),
+        before,
+        "failing commands must not touch the store"
+    );
+
+    // A store path that is a regular file, a foreign directory, and an unknown store version.
+    let plain = t.path().join("plain-file");
+    fs::write(&plain, b"x").unwrap();
+    one_line_error(
+        &fails(&plain, &["obj", "ls"]),
+        &["not a directory", "plain-file"],
+    );
+    let foreign = t.path().join("foreign");
+    fs::create_dir(&foreign).unwrap();
+    fs::write(foreign.join("thesis.tex"), b"precious").unwrap();
+    one_line_error(&fails(&foreign, &["store", "init"]), &["not a twz store"]);
+    assert_eq!(
+        fs::read_dir(&foreign).unwrap().count(),
+        1,
+        "nothing added to a foreign directory"
+    );
+    fs::write(s.join("FORMAT"), "twz-store\nversion 99\n").unwrap();
+    one_line_error(
+        &fails(&s, &["obj", "ls"]),
+        &["unsupported store format version 99"],
+    );
+}
+
+#[test]
+fn twz_store_environment_variable_selects_the_store() {
+    let t = temp_store();
+    let s = store_in(&t);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_twz-vmm"))
+        .args(["obj", "create", "via-env"])
+        .env("TWZ_STORE", &s)
+        .output()
+        .expect("spawn twz-vmm");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert_eq!(json(&s, &["obj", "show", "via-env", "--json"])["id"], id.as_str());
+    assert!(object_file(&s, &id).is_file());
+}

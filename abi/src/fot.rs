@@ -109,7 +109,12 @@ impl FotEntry {
 
     /// An entry naming `id` with rights `perms`.
     pub const fn by_id(id: ObjId, perms: u32) -> Self {
-        FotEntry { id, flags: flags::VALID, perms, ..Self::EMPTY }
+        FotEntry {
+            id,
+            flags: flags::VALID,
+            perms,
+            ..Self::EMPTY
+        }
     }
 
     /// An entry naming `name` (resolved on first use). `None` if the name is empty or too long.
@@ -197,11 +202,17 @@ mod tests {
     #[test]
     fn targets() {
         let id = ObjId::from_u128(42);
-        assert_eq!(FotEntry::by_id(id, perms::READ).target(), Ok(Some(FotTarget::Id(id))));
+        assert_eq!(
+            FotEntry::by_id(id, perms::READ).target(),
+            Ok(Some(FotTarget::Id(id)))
+        );
         let named = FotEntry::by_name("people", perms::READ).unwrap();
         assert_eq!(named.target(), Ok(Some(FotTarget::Name("people"))));
         assert_eq!(FotEntry::EMPTY.target(), Ok(None));
-        assert_eq!(FotEntry::by_id(ObjId::NULL, 0).target(), Err(FotError::NullTarget));
+        assert_eq!(
+            FotEntry::by_id(ObjId::NULL, 0).target(),
+            Err(FotError::NullTarget)
+        );
         assert!(FotEntry::by_name("", 0).is_none());
         let mut bad = named;
         bad.name_len = 200;

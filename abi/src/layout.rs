@@ -53,7 +53,7 @@ pub const fn fot_entry_offset(index: u32) -> Option<u64> {
     }
 }
 
-const _: () = assert!(FOT_OFFSET % PAGE_SIZE == 0 && LOG_OFFSET % PAGE_SIZE == 0);
+const _: () = assert!(FOT_OFFSET.is_multiple_of(PAGE_SIZE) && LOG_OFFSET.is_multiple_of(PAGE_SIZE));
 const _: () = assert!(DATA_END > BASE_OFFSET);
 
 #[cfg(test)]

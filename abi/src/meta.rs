@@ -69,7 +69,9 @@ impl core::fmt::Display for MetaError {
             MetaError::BadVersion(v) => write!(f, "unsupported object format version {v}"),
             MetaError::BadHeaderSize(s) => write!(f, "bad metadata header size {s}"),
             MetaError::BadAllocTop(t) => write!(f, "allocation top {t:#x} outside the data region"),
-            MetaError::BadFotLen(n) => write!(f, "FOT length {n} outside 1..={}", layout::FOT_SLOTS),
+            MetaError::BadFotLen(n) => {
+                write!(f, "FOT length {n} outside 1..={}", layout::FOT_SLOTS)
+            }
             MetaError::NullId => write!(f, "null object ID"),
         }
     }

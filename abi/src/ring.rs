@@ -55,7 +55,16 @@ pub mod header {
     pub const CQ_TAIL: u64 = 12;
     /// [`super::RingHeader::cq_overflow`].
     pub const CQ_OVERFLOW: u64 = 16;
+    /// `_rsv[0]`: ring flags written by the VMM ([`super::SQ_NEED_WAKEUP`]).
+    pub const SQ_FLAGS: u64 = 20;
 }
+
+/// Bit of the `SQ_FLAGS` word: the VMM's event loop is asleep and needs the doorbell. While it
+/// is clear the VMM is polling `sq_tail` and a guest may skip the doorbell (saving its ~2.4 us
+/// or more). Protocol: the guest stores `sq_tail` (release), then a sequentially consistent
+/// fence, then reads `SQ_FLAGS` and rings only if this bit is set; the VMM sets the bit, fences,
+/// and re-checks `sq_tail` before it sleeps. A guest that always rings is also correct.
+pub const SQ_NEED_WAKEUP: u32 = 1;
 
 /// A submission.
 #[repr(C)]

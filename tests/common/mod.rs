@@ -7,7 +7,10 @@ use std::process::{Command, Output, Stdio};
 /// A `twz-vmm` command with `--store` set to `store`.
 pub fn twz(store: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_twz-vmm"));
-    c.arg("--store").arg(store).env_remove("TWZ_STORE").stdin(Stdio::null());
+    c.arg("--store")
+        .arg(store)
+        .env_remove("TWZ_STORE")
+        .stdin(Stdio::null());
     c
 }
 
@@ -42,13 +45,20 @@ pub fn fails(store: &Path, args: &[&str]) -> String {
 
 /// A fresh, empty store directory (removed when dropped).
 pub fn temp_store() -> tempfile::TempDir {
-    tempfile::Builder::new().prefix("twz-test-store").tempdir().expect("temp dir")
+    tempfile::Builder::new()
+        .prefix("twz-test-store")
+        .tempdir()
+        .expect("temp dir")
 }
 
 /// True when this machine can run guests. Tests that need KVM call this first and return early
 /// after printing a `SKIP` line when it is false.
 pub fn kvm_available(test: &str) -> bool {
-    match std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm") {
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+    {
         Ok(_) => true,
         Err(e) => {
             println!("SKIP {test}: /dev/kvm is not usable here ({e})");

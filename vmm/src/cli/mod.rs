@@ -30,7 +30,9 @@ pub struct Globals {
 impl Globals {
     /// The store directory this invocation uses.
     pub fn store_dir(&self) -> PathBuf {
-        self.store.clone().unwrap_or_else(object_store::default_store_dir)
+        self.store
+            .clone()
+            .unwrap_or_else(object_store::default_store_dir)
     }
 }
 

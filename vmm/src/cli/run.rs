@@ -1,15 +1,119 @@
-//! `twz-vmm run`: placeholder until the run path lands.
+//! `twz-vmm run <NAME|IMAGE.elf> [--mem SIZE] [--timeout SECS] [--stats] [-- ARGS...]`.
+//!
+//! A name without `/` that is not an existing file is looked up among the built-in images. The
+//! guest's exit status becomes the process status (101 after a guest panic, 139 after a fault,
+//! 124 after `--timeout`); fault and panic reports and `--stats` go to stderr.
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use twz_vmm::backtrace::GuestImage;
+use twz_vmm::hostcall::console::Console;
+use twz_vmm::memory::parse_mem_size;
+use twz_vmm::run::{run, RunConfig};
 
 use super::Globals;
 
 /// Arguments of `twz-vmm run`.
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
-    /// A built-in image name or an ELF path.
+    /// A built-in image name (hello, echo, ...) or a path to a guest ELF.
     pub image: String,
+    /// Guest RAM, with an optional K/M/G suffix.
+    #[arg(long, value_name = "SIZE", default_value = "128M", value_parser = parse_mem_size)]
+    pub mem: u64,
+    /// Stop the guest after this many seconds (status 124).
+    #[arg(long, value_name = "SECS", value_parser = parse_timeout)]
+    pub timeout: Option<Duration>,
+    /// Print exits, host calls, ring use, time in guest vs VMM and pages touched to stderr.
+    #[arg(long)]
+    pub stats: bool,
+    /// Arguments for the guest (after `--`).
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<String>,
+}
+
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text
+        .parse()
+        .map_err(|_| format!("invalid timeout {text:?}: expected seconds"))?;
+    if !(secs > 0.0 && secs <= 1e9) {
+        return Err(format!(
+            "invalid timeout {text:?}: must be between 0 and 1e9 seconds"
+        ));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Finds the image: an ELF path, or a built-in name.
+fn resolve(image: &str) -> anyhow::Result<GuestImage> {
+    let path = Path::new(image);
+    if image.contains('/') || path.is_file() {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read guest image {image}"))?;
+        let name = path
+            .file_stem()
+            .map_or(image.into(), |s| s.to_string_lossy().into_owned());
+        let path = std::fs::canonicalize(path).unwrap_or_else(|_| PathBuf::from(path));
+        return Ok(GuestImage {
+            name,
+            bytes: Cow::Owned(bytes),
+            path: Some(path),
+        });
+    }
+    match twz_vmm::images::builtin(image) {
+        Some(bytes) => Ok(GuestImage {
+            name: image.into(),
+            bytes: Cow::Borrowed(bytes),
+            path: None,
+        }),
+        None => bail!("no built-in guest named {image:?} and no such file"),
+    }
 }
 
 /// Runs a guest and returns the process exit status.
-pub fn exec(_globals: &Globals, _args: RunArgs) -> anyhow::Result<u8> {
-    anyhow::bail!("run is not implemented yet")
+pub fn exec(_globals: &Globals, args: RunArgs) -> anyhow::Result<u8> {
+    let image = resolve(&args.image)?;
+    let config = RunConfig {
+        image,
+        mem_size: args.mem,
+        args: args.args,
+        timeout: args.timeout,
+        stats: args.stats,
+        console: Arc::new(Console::Std),
+    };
+    let outcome = run(config).context("cannot run the guest")?;
+    if let Some(report) = &outcome.report {
+        eprint!("{report}");
+    }
+    if let Some(stats) = &outcome.stats {
+        eprint!("{stats}");
+    }
+    Ok(outcome.status())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_must_be_positive() {
+        assert_eq!(parse_timeout("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(parse_timeout("0").is_err());
+        assert!(parse_timeout("-1").is_err());
+        assert!(parse_timeout("nan").is_err());
+        assert!(parse_timeout("abc").is_err());
+    }
+
+    #[test]
+    fn missing_files_and_names_are_errors() {
+        assert!(resolve("./does-not-exist.elf")
+            .unwrap_err()
+            .to_string()
+            .contains("cannot read"));
+        assert!(resolve("no-such-guest").is_err());
+    }
 }

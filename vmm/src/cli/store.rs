@@ -1,23 +1,155 @@
-//! `twz-vmm store ...` and `twz-vmm key ...`: placeholder.
+//! `twz-vmm store ...` (create and check the store) and `twz-vmm key ...` (signing keys).
 
+use anyhow::bail;
+use object_store::{FsckReport, Store};
+use serde::Serialize;
+
+use super::obj::{open_store, table};
 use super::Globals;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum StoreCommand {
-    /// Create the store.
+    /// Create the store (any command does this on first use); prints where it is.
     Init,
+    /// Check every object, name and key; exits non-zero if anything is damaged.
+    Fsck {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(clap::Subcommand, Debug)]
 pub enum KeyCommand {
-    /// Generate a key.
-    Gen { name: String },
+    /// Generate a new Ed25519 signing key.
+    Gen {
+        /// Key name (A-Z a-z 0-9 _ - .).
+        name: String,
+    },
+    /// List keys.
+    Ls {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
-pub fn exec(_globals: &Globals, _cmd: StoreCommand) -> anyhow::Result<u8> {
-    anyhow::bail!("not implemented yet")
+/// `fsck --json` output: the report plus the verdict.
+#[derive(Serialize)]
+struct FsckJson<'a> {
+    store: String,
+    clean: bool,
+    #[serde(flatten)]
+    report: &'a FsckReport,
 }
 
-pub fn exec_key(_globals: &Globals, _cmd: KeyCommand) -> anyhow::Result<u8> {
-    anyhow::bail!("not implemented yet")
+/// `key ls --json` output.
+#[derive(Serialize)]
+struct KeyJson {
+    name: String,
+    public_key: Option<String>,
+    has_secret: bool,
+    problem: Option<String>,
+}
+
+pub fn exec(globals: &Globals, cmd: StoreCommand) -> anyhow::Result<u8> {
+    let dir = globals.store_dir();
+    match cmd {
+        StoreCommand::Init => {
+            let store = Store::init(&dir)?;
+            let what = if store.was_created() {
+                "created store"
+            } else {
+                "store already initialised"
+            };
+            println!(
+                "{what}: {} (format version {})",
+                store.root().display(),
+                object_store::STORE_VERSION
+            );
+        }
+        StoreCommand::Fsck { json } => {
+            let store = open_store(globals)?;
+            let report = store.fsck()?;
+            if json {
+                let out = FsckJson {
+                    store: dir.display().to_string(),
+                    clean: report.is_clean(),
+                    report: &report,
+                };
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            } else {
+                for p in &report.problems {
+                    println!("{p}");
+                }
+                println!(
+                    "checked {} objects, {} names, {} keys: {}",
+                    report.objects_checked,
+                    report.names_checked,
+                    report.keys_checked,
+                    match report.problems.len() {
+                        0 => "no problems".to_string(),
+                        n => format!("{n} problem(s)"),
+                    }
+                );
+            }
+            if !report.is_clean() {
+                bail!(
+                    "store {}: fsck found {} problem(s)",
+                    dir.display(),
+                    report.problems.len()
+                );
+            }
+        }
+    }
+    Ok(0)
+}
+
+pub fn exec_key(globals: &Globals, cmd: KeyCommand) -> anyhow::Result<u8> {
+    let store = open_store(globals)?;
+    match cmd {
+        KeyCommand::Gen { name } => {
+            let pk = store.generate_key(&name)?;
+            println!("key {name}: {}", hex(pk.as_bytes()));
+        }
+        KeyCommand::Ls { json } => {
+            let keys: Vec<KeyJson> = store
+                .list_keys()?
+                .into_iter()
+                .map(|k| KeyJson {
+                    name: k.name,
+                    public_key: k.public.as_ref().ok().map(|p| hex(p)),
+                    has_secret: k.has_secret,
+                    problem: k.public.err(),
+                })
+                .collect();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&keys)?);
+            } else {
+                let rows: Vec<Vec<String>> = keys
+                    .iter()
+                    .map(|k| {
+                        vec![
+                            k.name.clone(),
+                            k.public_key.clone().unwrap_or_else(|| "-".into()),
+                            if k.has_secret { "yes" } else { "no" }.into(),
+                            k.problem
+                                .as_ref()
+                                .map(|p| format!("DAMAGED: {p}"))
+                                .unwrap_or_else(|| "ok".into()),
+                        ]
+                    })
+                    .collect();
+                print!(
+                    "{}",
+                    table(&["NAME", "PUBLIC KEY", "SECRET", "STATUS"], &rows)
+                );
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }

@@ -1,0 +1,187 @@
+//! An object mapped into this process: what the VMM hands to KVM as a memslot, and what host
+//! tools use to write objects.
+//!
+//! Guests (and other processes) may store into the same file concurrently, so every accessor
+//! copies bytes in or out; no Rust reference into the mapping is ever handed out.
+
+use std::fs::{File, OpenOptions};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::{Path, PathBuf};
+
+use abi::fot::FotEntry;
+use abi::id::ObjId;
+use abi::layout::{fot_entry_offset, BASE_OFFSET, DATA_END, FOT_ENTRY_SIZE, META_OFFSET, OBJ_SIZE};
+use abi::meta::ObjMeta;
+
+use crate::error::{Result, StoreError};
+use crate::mapping::{Durability, Mapping};
+use crate::object::{check_header, check_range};
+
+/// Byte offsets of header fields that host tools update in place.
+const META_ALLOC_TOP: u64 = META_OFFSET + 96;
+const META_FOT_LEN: u64 = META_OFFSET + 104;
+
+/// How an object is opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Loads only (`PROT_READ`).
+    ReadOnly,
+    /// Loads and stores.
+    ReadWrite,
+}
+
+/// A validated object, mapped `MAP_SHARED` over its whole 1 GiB range.
+#[derive(Debug)]
+pub struct MappedObject {
+    id: ObjId,
+    path: PathBuf,
+    file: File,
+    map: Mapping,
+}
+
+impl MappedObject {
+    /// Opens the object file at `path`, validates it as object `id`, and maps it.
+    pub fn open(path: &Path, id: ObjId, access: Access) -> Result<MappedObject> {
+        let file = match OpenOptions::new()
+            .read(true)
+            .write(access == Access::ReadWrite)
+            .open(path)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::NoSuchObject(id))
+            }
+            Err(e) => {
+                return Err(StoreError::Io {
+                    path: path.to_path_buf(),
+                    source: e,
+                })
+            }
+        };
+        check_header(&file, id).map_err(|p| StoreError::corrupt(id, p))?;
+        let map = Mapping::new(&file, OBJ_SIZE as usize, access == Access::ReadWrite)
+            .map_err(|e| StoreError::corrupt(id, format!("cannot map {}: {e}", path.display())))?;
+        Ok(MappedObject {
+            id,
+            path: path.to_path_buf(),
+            file,
+            map,
+        })
+    }
+
+    /// The object's ID.
+    pub fn id(&self) -> ObjId {
+        self.id
+    }
+
+    /// The object's file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Host address of the mapping (for a KVM memslot's `userspace_addr`).
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.map.as_ptr()
+    }
+
+    /// Length of the mapping: always `OBJ_SIZE`.
+    pub fn len(&self) -> u64 {
+        self.map.len() as u64
+    }
+
+    /// Always false: objects are never empty mappings.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Whether the mapping accepts stores (decides a read-only memslot).
+    pub fn is_writable(&self) -> bool {
+        self.map.is_writable()
+    }
+
+    /// What it takes to make stores durable.
+    pub fn durability(&self) -> Durability {
+        self.map.durability()
+    }
+
+    /// The current header (guests update `alloc_top` and `fot_len` in place).
+    pub fn meta(&self) -> ObjMeta {
+        let mut raw = [0u8; 256];
+        self.map.copy_out(META_OFFSET as usize, &mut raw);
+        ObjMeta::from_bytes(&raw)
+    }
+
+    /// Copies bytes at `offset` into `buf`.
+    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        check_range(self.id, offset, buf.len() as u64, "the object", 0, OBJ_SIZE)?;
+        self.map.copy_out(offset as usize, buf);
+        Ok(())
+    }
+
+    /// Stores `data` at `offset`, anywhere past the null page. Not durable until [`flush`](Self::flush).
+    pub fn write_at(&self, offset: u64, data: &[u8]) -> Result<()> {
+        if !self.is_writable() {
+            return Err(StoreError::ReadOnly(self.id));
+        }
+        check_range(
+            self.id,
+            offset,
+            data.len() as u64,
+            "the object past its null page",
+            BASE_OFFSET,
+            OBJ_SIZE,
+        )?;
+        self.map.copy_in(offset as usize, data);
+        Ok(())
+    }
+
+    /// Stores `data` in the data region and raises `alloc_top` to cover it.
+    pub fn write_data(&self, offset: u64, data: &[u8]) -> Result<()> {
+        check_range(
+            self.id,
+            offset,
+            data.len() as u64,
+            "the data region",
+            BASE_OFFSET,
+            DATA_END,
+        )?;
+        self.write_at(offset, data)?;
+        let end = offset + data.len() as u64;
+        if end > self.meta().alloc_top {
+            self.write_at(META_ALLOC_TOP, &end.to_le_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// FOT entry `index` (1..=`FOT_MAX_INDEX`), decoded but not checked.
+    pub fn fot_entry(&self, index: u32) -> Result<FotEntry> {
+        let off = fot_entry_offset(index).ok_or(StoreError::BadFotIndex { id: self.id, index })?;
+        let mut raw = [0u8; FOT_ENTRY_SIZE as usize];
+        self.map.copy_out(off as usize, &mut raw);
+        Ok(FotEntry::from_bytes(&raw))
+    }
+
+    /// Sets FOT entry `index` and raises `fot_len` past it.
+    pub fn set_fot_entry(&self, index: u32, entry: &FotEntry) -> Result<()> {
+        let off = fot_entry_offset(index).ok_or(StoreError::BadFotIndex { id: self.id, index })?;
+        self.write_at(off, &entry.to_bytes())?;
+        if index >= self.meta().fot_len {
+            self.write_at(META_FOT_LEN, &(index + 1).to_le_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// Makes stores to `offset..offset+len` durable (`msync(MS_SYNC)` of the covering pages).
+    pub fn flush(&self, offset: u64, len: u64) -> Result<()> {
+        check_range(self.id, offset, len, "the object", 0, OBJ_SIZE)?;
+        self.map
+            .flush(offset as usize, len as usize)
+            .map_err(StoreError::io(&self.path))
+    }
+}
+
+impl AsFd for MappedObject {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+}

@@ -1,0 +1,362 @@
+//! The store: a directory of objects, names and keys, opened (and created on first use) here.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use abi::id::ObjId;
+use abi::meta::ObjMeta;
+use ed25519_dalek::{SigningKey, VerifyingKey};
+
+use crate::error::{Result, StoreError};
+use crate::format::{self, FORMAT_FILE};
+use crate::fsutil::{self, TEMP_PREFIX};
+use crate::keys::{KeyEntry, Keys, DEFAULT_KEY};
+use crate::lock::{LockMode, StoreLock};
+use crate::mapped::{Access, MappedObject};
+use crate::names::{self, NameEntry, Names};
+use crate::object::{self, derive_id, object_path, OBJ_EXT};
+
+const LOCK_FILE: &str = "lock";
+const OBJECTS_DIR: &str = "objects";
+const NAMES_DIR: &str = "names";
+const KEYS_DIR: &str = "keys";
+
+/// An open store. Cheap to hold; takes the store lock only around metadata changes.
+#[derive(Debug)]
+pub struct Store {
+    root: PathBuf,
+    names: Names,
+    keys: Keys,
+    created: bool,
+}
+
+/// What [`Store::create`] makes.
+#[derive(Clone, Debug)]
+pub struct CreateOptions {
+    /// A name to bind to the new object.
+    pub name: Option<String>,
+    /// The owner key (by name in this store).
+    pub key: String,
+}
+
+impl Default for CreateOptions {
+    fn default() -> Self {
+        CreateOptions {
+            name: None,
+            key: DEFAULT_KEY.into(),
+        }
+    }
+}
+
+impl CreateOptions {
+    /// Binds `name` to the new object.
+    pub fn named(mut self, name: &str) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Owns the new object with key `key`.
+    pub fn owner(mut self, key: &str) -> Self {
+        self.key = key.into();
+        self
+    }
+}
+
+/// What a scan of `objects/` found.
+#[derive(Clone, Debug, Default)]
+pub struct ObjectScan {
+    /// Object files, by the ID their name claims, sorted by ID.
+    pub objects: Vec<(ObjId, PathBuf)>,
+    /// Files that are not object files.
+    pub foreign: Vec<PathBuf>,
+    /// Temp files left by an interrupted write.
+    pub temps: Vec<PathBuf>,
+}
+
+impl Store {
+    /// Opens the store at `dir`, creating it (with the `default` key) on first use.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Store> {
+        let root = dir.as_ref().to_path_buf();
+        match fs::metadata(&root) {
+            Ok(m) if !m.is_dir() => return Err(StoreError::NotADirectory(root)),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                fs::create_dir_all(&root).map_err(StoreError::io(&root))?;
+            }
+            Err(e) => {
+                return Err(StoreError::Io {
+                    path: root,
+                    source: e,
+                })
+            }
+        }
+        let mut store = Store {
+            names: Names::new(root.join(NAMES_DIR)),
+            keys: Keys::new(root.join(KEYS_DIR)),
+            root,
+            created: false,
+        };
+        if !store.check_marker()? {
+            // Checked before the lock file is made, so a foreign directory is left untouched.
+            store.check_only_ours()?;
+            let _lock = store.lock(LockMode::Exclusive)?;
+            // Another process may have finished initialising while we waited.
+            if !store.check_marker()? {
+                store.initialise()?;
+                store.created = true;
+            }
+        }
+        Ok(store)
+    }
+
+    /// Same as [`Store::open`]; named for callers that create a store on purpose.
+    pub fn init(dir: impl AsRef<Path>) -> Result<Store> {
+        Self::open(dir)
+    }
+
+    /// True if this call created the store.
+    pub fn was_created(&self) -> bool {
+        self.created
+    }
+
+    /// `Ok(true)` if the marker is present and valid, `Ok(false)` if missing.
+    fn check_marker(&self) -> Result<bool> {
+        let path = self.root.join(FORMAT_FILE);
+        match fs::read(&path) {
+            Ok(bytes) => format::check_marker(&self.root, &bytes).map(|()| true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(StoreError::Io { path, source: e }),
+        }
+    }
+
+    /// Lays out a new store; the marker goes last so a crash leaves an unmarked, resumable one.
+    fn initialise(&self) -> Result<()> {
+        self.check_only_ours()?;
+        fsutil::ensure_dir(&self.objects_dir(), 0o755)?;
+        fsutil::ensure_dir(self.names.dir(), 0o755)?;
+        fsutil::ensure_dir(self.keys.dir(), 0o700)?;
+        match self.keys.generate(DEFAULT_KEY) {
+            Ok(_) | Err(StoreError::KeyExists(_)) => {}
+            Err(e) => return Err(e),
+        }
+        fsutil::write_atomic(&self.root, FORMAT_FILE, &format::marker_bytes(), 0o644)
+    }
+
+    /// Refuses a directory that holds anything a (partly initialised) store would not.
+    fn check_only_ours(&self) -> Result<()> {
+        for ent in fs::read_dir(&self.root).map_err(StoreError::io(&self.root))? {
+            let ent = ent.map_err(StoreError::io(&self.root))?;
+            let name = ent.file_name();
+            let name = name.to_string_lossy();
+            let ours = [LOCK_FILE, OBJECTS_DIR, NAMES_DIR, KEYS_DIR].contains(&name.as_ref())
+                || name.starts_with(TEMP_PREFIX);
+            if !ours {
+                return Err(StoreError::NotAStore(self.root.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The store directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The directory of object files.
+    pub fn objects_dir(&self) -> PathBuf {
+        self.root.join(OBJECTS_DIR)
+    }
+
+    /// The name namespace (read it freely; change it through [`Store::bind`]/[`Store::unbind`]).
+    pub fn names(&self) -> &Names {
+        &self.names
+    }
+
+    /// Takes the store lock; metadata changes take it exclusively, consistent reads shared.
+    pub fn lock(&self, mode: LockMode) -> Result<StoreLock> {
+        StoreLock::acquire(&self.root.join(LOCK_FILE), mode)
+    }
+
+    /// Takes the store lock only if it is free now.
+    pub fn try_lock(&self, mode: LockMode) -> Result<StoreLock> {
+        StoreLock::try_acquire(&self.root.join(LOCK_FILE), mode)
+    }
+
+    /// The file of object `id` (whether or not it exists).
+    pub fn object_path(&self, id: ObjId) -> PathBuf {
+        object_path(&self.objects_dir(), id)
+    }
+
+    /// True if object `id` has a file in the store.
+    pub fn contains(&self, id: ObjId) -> bool {
+        self.object_path(id).exists()
+    }
+
+    /// Turns `OBJ` (a 32-hex-digit ID or a bound name) into an existing object's ID.
+    pub fn resolve(&self, obj: &str) -> Result<ObjId> {
+        if let Some(id) = ObjId::parse_hex(obj) {
+            return if self.contains(id) {
+                Ok(id)
+            } else {
+                Err(StoreError::NoSuchObject(id))
+            };
+        }
+        names::validate_name(obj)?;
+        self.names
+            .lookup(obj)?
+            .ok_or_else(|| StoreError::NoSuchName(obj.into()))
+    }
+
+    /// Creates a new empty object owned by `opts.key`, binding `opts.name` if given.
+    /// Nothing is created if the name is taken or the key is missing.
+    pub fn create(&self, opts: &CreateOptions) -> Result<ObjId> {
+        if let Some(n) = &opts.name {
+            names::validate_name(n)?;
+        }
+        let owner = self.keys.public_key(&opts.key)?;
+        let _lock = self.lock(LockMode::Exclusive)?;
+        if let Some(n) = &opts.name {
+            if let Some(id) = self.names.lookup(n)? {
+                return Err(StoreError::NameTaken {
+                    name: n.clone(),
+                    id,
+                });
+            }
+        }
+        let (nonce, id) = loop {
+            let nonce: [u8; 16] = fsutil::random_bytes().map_err(StoreError::io(&self.root))?;
+            let id = derive_id(&nonce, owner.as_bytes());
+            if !id.is_null() && !self.contains(id) {
+                break (nonce, id);
+            }
+        };
+        let meta = ObjMeta::new(id, nonce, owner.to_bytes(), now_ns());
+        object::create_file(&self.objects_dir(), &meta)?;
+        if let Some(n) = &opts.name {
+            self.names.bind(n, id)?;
+        }
+        Ok(id)
+    }
+
+    /// Opens and maps object `id`.
+    pub fn open_object(&self, id: ObjId, access: Access) -> Result<MappedObject> {
+        MappedObject::open(&self.object_path(id), id, access)
+    }
+
+    /// Deletes object `id` and unbinds every name bound to it; returns those names. Works on
+    /// damaged objects too. Processes that have it mapped keep their mapping until they unmap.
+    pub fn remove(&self, id: ObjId) -> Result<Vec<String>> {
+        let _lock = self.lock(LockMode::Exclusive)?;
+        let path = self.object_path(id);
+        if !path.exists() {
+            return Err(StoreError::NoSuchObject(id));
+        }
+        let names = self.names.names_of(id)?;
+        for n in &names {
+            self.names.unbind(n)?;
+        }
+        let shard = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| self.objects_dir());
+        fsutil::remove_durably(&shard, &format!("{id}{OBJ_EXT}"))?;
+        Ok(names)
+    }
+
+    /// Binds `name` to the existing object `id`.
+    pub fn bind(&self, name: &str, id: ObjId) -> Result<()> {
+        names::validate_name(name)?;
+        let _lock = self.lock(LockMode::Exclusive)?;
+        if !self.contains(id) {
+            return Err(StoreError::NoSuchObject(id));
+        }
+        self.names.bind(name, id)
+    }
+
+    /// Removes the binding of `name`.
+    pub fn unbind(&self, name: &str) -> Result<()> {
+        let _lock = self.lock(LockMode::Exclusive)?;
+        self.names.unbind(name)
+    }
+
+    /// The ID bound to `name`, if any.
+    pub fn lookup(&self, name: &str) -> Result<Option<ObjId>> {
+        self.names.lookup(name)
+    }
+
+    /// Every name binding, sorted.
+    pub fn list_names(&self) -> Result<Vec<NameEntry>> {
+        self.names.list()
+    }
+
+    /// Generates a new signing key `name`.
+    pub fn generate_key(&self, name: &str) -> Result<VerifyingKey> {
+        let _lock = self.lock(LockMode::Exclusive)?;
+        self.keys.generate(name)
+    }
+
+    /// The signing key `name`.
+    pub fn signing_key(&self, name: &str) -> Result<SigningKey> {
+        self.keys.signing_key(name)
+    }
+
+    /// The public key `name`.
+    pub fn public_key(&self, name: &str) -> Result<VerifyingKey> {
+        self.keys.public_key(name)
+    }
+
+    /// Every key, sorted by name.
+    pub fn list_keys(&self) -> Result<Vec<KeyEntry>> {
+        self.keys.list()
+    }
+
+    /// Lists `objects/`: object files, foreign files and temp files.
+    pub fn scan_objects(&self) -> Result<ObjectScan> {
+        let dir = self.objects_dir();
+        let mut scan = ObjectScan::default();
+        for shard in fs::read_dir(&dir).map_err(StoreError::io(&dir))? {
+            let shard = shard.map_err(StoreError::io(&dir))?;
+            let sname = shard.file_name().to_string_lossy().into_owned();
+            let is_shard = shard.file_type().map(|t| t.is_dir()).unwrap_or(false)
+                && sname.len() == 2
+                && sname
+                    .bytes()
+                    .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase());
+            if sname.starts_with(TEMP_PREFIX) {
+                scan.temps.push(shard.path());
+                continue;
+            }
+            if !is_shard {
+                scan.foreign.push(shard.path());
+                continue;
+            }
+            for ent in fs::read_dir(shard.path()).map_err(StoreError::io(shard.path()))? {
+                let ent = ent.map_err(StoreError::io(shard.path()))?;
+                let fname = ent.file_name().to_string_lossy().into_owned();
+                let id = fname
+                    .strip_suffix(OBJ_EXT)
+                    .filter(|h| h.bytes().all(|c| !c.is_ascii_uppercase()) && h.starts_with(&sname))
+                    .and_then(ObjId::parse_hex);
+                match id {
+                    Some(id) if ent.file_type().map(|t| t.is_file()).unwrap_or(false) => {
+                        scan.objects.push((id, ent.path()))
+                    }
+                    _ if fname.starts_with(TEMP_PREFIX) => scan.temps.push(ent.path()),
+                    _ => scan.foreign.push(ent.path()),
+                }
+            }
+        }
+        scan.objects.sort();
+        scan.foreign.sort();
+        scan.temps.sort();
+        Ok(scan)
+    }
+}
+
+/// Nanoseconds since the Unix epoch (0 if the clock is before it).
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}

@@ -1,0 +1,4 @@
+//! KVM state: the VM ([`vm`]) and its vCPU ([`vcpu`]).
+
+pub mod vcpu;
+pub mod vm;
