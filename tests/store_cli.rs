@@ -557,8 +557,57 @@ fn twz_store_environment_variable_selects_the_store() {
         .env("TWZ_STORE", &s)
         .output()
         .expect("spawn twz-vmm");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    assert_eq!(json(&s, &["obj", "show", "via-env", "--json"])["id"], id.as_str());
+    assert_eq!(
+        json(&s, &["obj", "show", "via-env", "--json"])["id"],
+        id.as_str()
+    );
     assert!(object_file(&s, &id).is_file());
+}
+
+/// A writer that died mid-transaction: `obj show` and `store fsck` report it without changing
+/// anything, `obj recover` rolls it back, and the store is clean again.
+#[test]
+fn unfinished_transactions_are_reported_and_recovered() {
+    use abi::txlog::{ObjectMemory, Tx};
+    let t = temp_store();
+    let store = store_in(&t);
+    let id = create(&store, "acct");
+    {
+        let s = object_store::Store::open(&store).unwrap();
+        let oid = s.resolve("acct").unwrap();
+        let mut o = s.open_object(oid, object_store::Access::ReadWrite).unwrap();
+        let mut tx = Tx::begin(&mut o, oid, abi::boot::durability::COMMIT).unwrap();
+        tx.record(&mut o, oid, 0x1000, 8).unwrap();
+        o.write(oid, 0x1000, b"TORNTORN").unwrap();
+        drop(tx); // the writer dies: no commit, no abort
+    }
+    let show = ok(&store, &["obj", "show", "acct"]);
+    assert!(
+        show.contains("unfinished transaction 1: 1 entry") && show.contains("needs recovery"),
+        "{show}"
+    );
+    let before = snapshot(&store);
+    let err = fails(&store, &["store", "fsck"]);
+    one_line_error(&err, &["fsck found 1 problem"]);
+    assert_eq!(snapshot(&store), before, "fsck changed nothing");
+    let out = ok(&store, &["obj", "recover", "acct"]);
+    assert!(
+        out.contains("rolled back unfinished transaction 1 (1 entries)"),
+        "{out}"
+    );
+    let dump = ok(&store, &["obj", "dump", &id, "--len", "8"]);
+    assert!(!dump.contains("TORN"), "{dump}");
+    assert!(ok(&store, &["obj", "show", "acct"]).contains("idle (last finished transaction 1)"));
+    ok(&store, &["store", "fsck"]);
+    let all = ok(&store, &["store", "recover"]);
+    assert!(
+        all.contains("checked 1 objects: 0 recovered, 0 in use"),
+        "{all}"
+    );
 }

@@ -28,6 +28,7 @@ pub mod memmap;
 pub mod meta;
 pub mod ptr;
 pub mod ring;
+pub mod txlog;
 
 /// Asserts at compile time that a `#[repr(C)]` type has the size the format documents.
 #[macro_export]

@@ -40,7 +40,7 @@ pub struct ObjMeta {
     pub fot_len: u32,
     /// Reserved, zero.
     pub _pad: u32,
-    /// Reserved for the guest runtime's allocator and future fields, zero.
+    /// Words 0..3: the pending-transaction marker (`crate::txlog`, `ObjMeta::tx_anchor`); the rest reserved for the guest runtime's allocator and future fields, zero.
     pub reserved: [u64; 18],
 }
 crate::assert_size!(ObjMeta, 256);

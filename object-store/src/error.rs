@@ -123,6 +123,15 @@ pub enum StoreError {
     /// A write through a read-only mapping.
     #[error("object {0}: opened read-only")]
     ReadOnly(ObjId),
+    /// Another process has the object open for writing, so its log may belong to a live
+    /// transaction.
+    #[error(
+        "object {0}: transaction in progress (open for writing in another process); not recovered"
+    )]
+    InUse(ObjId),
+    /// Transaction memory named an object that is not part of the operation.
+    #[error("object {0}: not mapped here")]
+    NotMapped(ObjId),
     /// Another process holds the store lock and the caller asked not to wait.
     #[error("store {}: locked by another process", .0.display())]
     Locked(PathBuf),

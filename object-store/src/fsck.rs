@@ -1,6 +1,7 @@
-//! `fsck`: checks every object file, name and key, and reports every problem it finds. It
-//! holds the store lock shared (so no create or remove is half done while it looks) and never
-//! modifies anything.
+//! `fsck`: checks every object file, name and key, and reports every problem it finds,
+//! including transaction logs that need recovery (a transaction open in a live process is not
+//! a problem). It holds the store lock shared (so no create or remove is half done while it
+//! looks) and never modifies anything.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -96,6 +97,10 @@ impl Store {
                     let rows = dir.fot_rows(self, &obj)?;
                     for p in fot_problems(&rows) {
                         report.add(Subject::Object, id, p);
+                    }
+                    let log = self.tx_view(*id)?;
+                    if log.problem.is_some() || log.needs_recovery() {
+                        report.add(Subject::Object, id, log.summary());
                     }
                 }
                 Err(e) => {

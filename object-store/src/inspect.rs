@@ -97,6 +97,8 @@ pub struct ObjectReport {
     pub fot: Vec<FotRow>,
     /// Integrity problems found (empty when healthy).
     pub problems: Vec<String>,
+    /// The transaction log's state.
+    pub log: crate::recovery::TxView,
 }
 
 /// `rwxu` letters for a permission mask.
@@ -284,12 +286,16 @@ impl Store {
         let obj = ObjectFile::open(&self.object_path(id), id)?;
         let dir = Directory::load(self)?;
         let fot = dir.fot_rows(self, &obj)?;
+        let log = self.tx_view(id)?;
+        let mut problems = fot_problems(&fot);
+        problems.extend(log.problem.clone());
         Ok(ObjectReport {
             info: dir.info(id, Some(obj.meta()), None),
             path: obj.path().display().to_string(),
             header: header_view(obj.meta()),
-            problems: fot_problems(&fot),
+            problems,
             fot,
+            log,
         })
     }
 

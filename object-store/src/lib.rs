@@ -43,7 +43,7 @@
 //!     0x0000_0000  +----------------------+  null page
 //!     0x0000_1000  +----------------------+  BASE_OFFSET: data, in use up to alloc_top
 //!                  |         ...          |
-//!     LOG_OFFSET   +----------------------+  transaction log (guest runtime)
+//!     LOG_OFFSET   +----------------------+  transaction log (abi::txlog)
 //!     FOT_OFFSET   +----------------------+  FOT: 8192 x 128-byte entries (abi::fot)
 //!     META_OFFSET  +----------------------+  ObjMeta header (abi::meta), rest of page zero
 //!     0x4000_0000  +----------------------+
@@ -56,8 +56,10 @@
 //! checksum on purpose: guests update `alloc_top`, `fot_len` and FOT entries in place.
 //!
 //! # Concurrency
-//! Metadata changes serialise on the store lock; mapped objects hold no lock, so several VMMs can
-//! map objects at once. Removing an object that someone has mapped unlinks the file; the mapping
+//! Metadata changes serialise on the store lock; mapped objects hold no store lock, so several
+//! VMMs can map objects at once. A writable open holds a shared `flock` on the object file (its
+//! liveness lock) and recovers an unfinished transaction only when it can take that lock
+//! exclusively, so a live writer in another process is never rolled back under its feet. Removing an object that someone has mapped unlinks the file; the mapping
 //! stays valid until unmapped. Truncating an object file behind a mapping's back makes touching
 //! the lost range raise `SIGBUS`, so inspection reads with `pread`, never through a mapping.
 
@@ -67,11 +69,13 @@ mod fsck;
 mod fsutil;
 mod inspect;
 mod keys;
+mod liveness;
 mod lock;
 mod mapped;
 mod mapping;
 mod names;
 mod object;
+mod recovery;
 mod store;
 
 use std::ffi::OsString;
@@ -84,11 +88,13 @@ pub use inspect::{
     parse_perms, perms_string, FotRow, HeaderView, ObjectInfo, ObjectReport, MAX_DUMP_LEN,
 };
 pub use keys::{validate_key_name, KeyEntry, Keys, DEFAULT_KEY};
+pub use liveness::Hold;
 pub use lock::{LockMode, StoreLock};
 pub use mapped::{Access, MappedObject};
 pub use mapping::Durability;
 pub use names::{validate_name, NameEntry, Names};
 pub use object::derive_id;
+pub use recovery::{MarkerAction, MarkerReport, RecoveryReport, TxView};
 pub use store::{CreateOptions, ObjectScan, Store};
 
 /// The store used when neither `--store` nor `$TWZ_STORE` is given:

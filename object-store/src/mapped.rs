@@ -2,7 +2,8 @@
 //! tools use to write objects.
 //!
 //! Guests (and other processes) may store into the same file concurrently, so every accessor
-//! copies bytes in or out; no Rust reference into the mapping is ever handed out.
+//! copies bytes in or out; no Rust reference into the mapping is ever handed out. A writable
+//! open holds the object's liveness lock ([`crate::liveness`]) for the mapping's lifetime.
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::{AsFd, BorrowedFd};
@@ -14,6 +15,7 @@ use abi::layout::{fot_entry_offset, BASE_OFFSET, DATA_END, FOT_ENTRY_SIZE, META_
 use abi::meta::ObjMeta;
 
 use crate::error::{Result, StoreError};
+use crate::liveness::{self, Hold};
 use crate::mapping::{Durability, Mapping};
 use crate::object::{check_header, check_range};
 
@@ -37,11 +39,34 @@ pub struct MappedObject {
     path: PathBuf,
     file: File,
     map: Mapping,
+    /// The liveness lock held (writable opens only).
+    hold: Option<Hold>,
+}
+
+/// Which liveness lock a writable open wants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Want {
+    /// Exclusive if free, else shared (a normal writable open).
+    Any,
+    /// Exclusive or nothing (recovery).
+    Exclusive,
 }
 
 impl MappedObject {
     /// Opens the object file at `path`, validates it as object `id`, and maps it.
+    /// A writable open holds the liveness lock (see [`crate::liveness`]); this does not
+    /// recover anything: [`crate::Store::open_object`] does.
     pub fn open(path: &Path, id: ObjId, access: Access) -> Result<MappedObject> {
+        Self::open_with(path, id, access, Want::Any)?.ok_or(StoreError::InUse(id))
+    }
+
+    /// [`MappedObject::open`] choosing the lock; `None` if `Want::Exclusive` cannot be had.
+    pub(crate) fn open_with(
+        path: &Path,
+        id: ObjId,
+        access: Access,
+        want: Want,
+    ) -> Result<Option<MappedObject>> {
         let file = match OpenOptions::new()
             .read(true)
             .write(access == Access::ReadWrite)
@@ -58,15 +83,42 @@ impl MappedObject {
                 })
             }
         };
+        let hold = match (access, want) {
+            (Access::ReadOnly, _) => None,
+            (Access::ReadWrite, Want::Any) => {
+                Some(liveness::acquire(&file).map_err(StoreError::io(path))?)
+            }
+            (Access::ReadWrite, Want::Exclusive) => {
+                if !liveness::try_exclusive(&file).map_err(StoreError::io(path))? {
+                    return Ok(None);
+                }
+                Some(Hold::Exclusive)
+            }
+        };
         check_header(&file, id).map_err(|p| StoreError::corrupt(id, p))?;
         let map = Mapping::new(&file, OBJ_SIZE as usize, access == Access::ReadWrite)
             .map_err(|e| StoreError::corrupt(id, format!("cannot map {}: {e}", path.display())))?;
-        Ok(MappedObject {
+        Ok(Some(MappedObject {
             id,
             path: path.to_path_buf(),
             file,
             map,
-        })
+            hold,
+        }))
+    }
+
+    /// The liveness lock this open holds (`None` for read-only opens).
+    pub fn hold(&self) -> Option<Hold> {
+        self.hold
+    }
+
+    /// Lets other writers in once recovery is done.
+    pub(crate) fn downgrade(&mut self) -> Result<()> {
+        if self.hold == Some(Hold::Exclusive) {
+            liveness::downgrade(&self.file).map_err(StoreError::io(&self.path))?;
+            self.hold = Some(Hold::Shared);
+        }
+        Ok(())
     }
 
     /// The object's ID.
@@ -183,5 +235,43 @@ impl MappedObject {
 impl AsFd for MappedObject {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.file.as_fd()
+    }
+}
+
+/// The transaction log's view of this one object (the host side of [`abi::txlog`]): flushes
+/// are synchronous `msync`s, so `fence` has nothing left to wait for.
+impl abi::txlog::ObjectMemory for MappedObject {
+    type Error = StoreError;
+
+    #[inline]
+    fn read(&mut self, obj: ObjId, offset: u64, buf: &mut [u8]) -> Result<()> {
+        self.same(obj)?;
+        self.read_at(offset, buf)
+    }
+
+    #[inline]
+    fn write(&mut self, obj: ObjId, offset: u64, data: &[u8]) -> Result<()> {
+        self.same(obj)?;
+        self.write_at(offset, data)
+    }
+
+    fn flush(&mut self, obj: ObjId, offset: u64, len: u64) -> Result<()> {
+        self.same(obj)?;
+        MappedObject::flush(self, offset, len)
+    }
+
+    fn fence(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl MappedObject {
+    #[inline]
+    fn same(&self, obj: ObjId) -> Result<()> {
+        if obj == self.id {
+            Ok(())
+        } else {
+            Err(StoreError::NotMapped(obj))
+        }
     }
 }

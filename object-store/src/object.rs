@@ -163,6 +163,19 @@ impl ObjectFile {
         Ok(buf)
     }
 
+    /// Fills `buf` from `offset` (must lie inside the object).
+    pub fn read_into(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        check_range(self.id, offset, buf.len() as u64, "the object", 0, OBJ_SIZE)?;
+        self.file
+            .read_exact_at(buf, offset)
+            .map_err(|e| StoreError::corrupt(self.id, format!("read at {offset:#x} failed: {e}")))
+    }
+
+    /// The open file (for lock queries).
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
     /// Every FOT slot, index 0 (unused) included, decoded but not checked.
     pub fn fot_slots(&self) -> Result<Vec<FotEntry>> {
         let raw = self.read(FOT_OFFSET, FOT_SLOTS as u64 * FOT_ENTRY_SIZE)?;

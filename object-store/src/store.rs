@@ -12,7 +12,6 @@ use crate::format::{self, FORMAT_FILE};
 use crate::fsutil::{self, TEMP_PREFIX};
 use crate::keys::{KeyEntry, Keys, DEFAULT_KEY};
 use crate::lock::{LockMode, StoreLock};
-use crate::mapped::{Access, MappedObject};
 use crate::names::{self, NameEntry, Names};
 use crate::object::{self, derive_id, object_path, OBJ_EXT};
 
@@ -236,11 +235,6 @@ impl Store {
             self.names.bind(n, id)?;
         }
         Ok(id)
-    }
-
-    /// Opens and maps object `id`.
-    pub fn open_object(&self, id: ObjId, access: Access) -> Result<MappedObject> {
-        MappedObject::open(&self.object_path(id), id, access)
     }
 
     /// Deletes object `id` and unbinds every name bound to it; returns those names. Works on

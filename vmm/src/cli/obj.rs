@@ -5,7 +5,9 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context};
-use object_store::{Access, CreateOptions, FotRow, ObjectInfo, ObjectReport, Store};
+use object_store::{
+    Access, CreateOptions, FotRow, MarkerAction, ObjectInfo, ObjectReport, RecoveryReport, Store,
+};
 
 use super::Globals;
 
@@ -66,6 +68,15 @@ pub enum ObjCommand {
         offset: u64,
         /// The file to copy in.
         file: PathBuf,
+    },
+    /// Roll back an unfinished transaction in the object (and in the object whose transaction
+    /// touched it); refuses while another process has it open for writing.
+    Recover {
+        /// Object ID or name.
+        obj: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Set a FOT entry by hand.
     Link {
@@ -150,6 +161,14 @@ pub fn exec(globals: &Globals, cmd: ObjCommand) -> anyhow::Result<u8> {
             o.flush(abi::layout::META_OFFSET, abi::layout::PAGE_SIZE)?;
             println!("wrote {} bytes at {offset:#x} of object {id}", data.len());
         }
+        ObjCommand::Recover { obj, json } => {
+            let report = store.recover(store.resolve(&obj)?)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{}", recovery_text(&report));
+            }
+        }
         ObjCommand::Link {
             obj,
             index,
@@ -199,6 +218,36 @@ fn integrity_verdict(id: &str, problems: &[String]) -> anyhow::Result<()> {
             rest.len()
         ),
     }
+}
+
+/// One line saying what recovery did to an object.
+pub(super) fn recovery_text(r: &RecoveryReport) -> String {
+    let mut parts = Vec::new();
+    if let Some((seq, n)) = r.rolled_back {
+        parts.push(format!(
+            "rolled back unfinished transaction {seq} ({n} entries)"
+        ));
+    }
+    if let Some(m) = &r.marker {
+        parts.push(match m.outcome {
+            MarkerAction::AnchorRecovered => format!(
+                "rolled back unfinished transaction {} of object {} that touched it",
+                m.seq, m.anchor
+            ),
+            MarkerAction::Stale => format!("cleared a stale marker of object {}", m.anchor),
+            MarkerAction::AnchorMissing => {
+                format!("cleared a marker naming missing object {}", m.anchor)
+            }
+            MarkerAction::InProgress => format!(
+                "transaction {} of object {} that touched it is in progress elsewhere; left alone",
+                m.seq, m.anchor
+            ),
+        });
+    }
+    if parts.is_empty() {
+        parts.push("nothing to recover".into());
+    }
+    format!("object {}: {}", r.id, parts.join("; "))
 }
 
 /// Parses a decimal or `0x` hexadecimal number.
@@ -319,6 +368,7 @@ fn show_text(r: &ObjectReport) -> String {
             let _ = writeln!(s, "  {line}");
         }
     }
+    let _ = writeln!(s, "log         {}", r.log.summary());
     if r.problems.is_empty() {
         let _ = writeln!(s, "integrity   ok");
     } else {

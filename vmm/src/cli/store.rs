@@ -11,6 +11,13 @@ use super::Globals;
 pub enum StoreCommand {
     /// Create the store (any command does this on first use); prints where it is.
     Init,
+    /// Roll back every unfinished transaction nobody is running (objects open for writing in
+    /// another process are left alone and reported).
+    Recover {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check every object, name and key; exits non-zero if anything is damaged.
     Fsck {
         /// Print JSON.
@@ -67,6 +74,39 @@ pub fn exec(globals: &Globals, cmd: StoreCommand) -> anyhow::Result<u8> {
                 store.root().display(),
                 object_store::STORE_VERSION
             );
+        }
+        StoreCommand::Recover { json } => {
+            let store = open_store(globals)?;
+            let mut reports = Vec::new();
+            let mut busy = Vec::new();
+            for (id, _) in store.scan_objects()?.objects {
+                match store.recover(id) {
+                    Ok(r) => reports.push(r),
+                    Err(object_store::StoreError::InUse(id)) => busy.push(id.to_string()),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            let acted: Vec<_> = reports
+                .iter()
+                .filter(|r| r.rolled_back.is_some() || r.marker.is_some())
+                .collect();
+            if json {
+                let out = serde_json::json!({ "recovered": acted, "in_use": busy });
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            } else {
+                for r in &acted {
+                    println!("{}", super::obj::recovery_text(r));
+                }
+                for id in &busy {
+                    println!("object {id}: open for writing in another process; left alone");
+                }
+                println!(
+                    "checked {} objects: {} recovered, {} in use",
+                    reports.len() + busy.len(),
+                    acted.iter().filter(|r| r.changed_data()).count(),
+                    busy.len()
+                );
+            }
         }
         StoreCommand::Fsck { json } => {
             let store = open_store(globals)?;

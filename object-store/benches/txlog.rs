@@ -1,0 +1,59 @@
+//! Cost of an 8-byte transactional update on the host (begin + record 8 bytes + store + commit,
+//! durability `NONE`: no flush) through the store's mapping, beside a plain 8-byte store into
+//! the same mapping, both through the store's copying accessor and through a raw pointer.
+//!
+//! Run: `cargo bench -p twz-object-store --bench txlog -- --quick`.
+
+use std::hint::black_box;
+
+use abi::boot::durability;
+use abi::layout::BASE_OFFSET;
+use abi::txlog::{ObjectMemory, Tx};
+use criterion::{criterion_group, criterion_main, Criterion};
+use object_store::{Access, CreateOptions, Store};
+
+fn update(c: &mut Criterion) {
+    let dir = tempfile::Builder::new()
+        .prefix("twz-bench")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .expect("temp dir");
+    let store = Store::open(dir.path().join("store")).expect("store");
+    let id = store.create(&CreateOptions::default()).expect("create");
+    let mut obj = store.open_object(id, Access::ReadWrite).expect("open");
+    let mut g = c.benchmark_group("8-byte update");
+    let mut n = 0u64;
+
+    let p = obj
+        .as_ptr()
+        .wrapping_add(BASE_OFFSET as usize + 64)
+        .cast::<u64>();
+    g.bench_function("raw pointer store", |b| {
+        b.iter(|| {
+            n += 1;
+            // SAFETY: p lies in the object's writable 1 GiB mapping, 8-byte aligned, and nothing
+            // else holds a reference to it.
+            unsafe { p.write_volatile(black_box(n)) }
+        })
+    });
+    g.bench_function("plain store (MappedObject::write_at)", |b| {
+        b.iter(|| {
+            n += 1;
+            obj.write_at(BASE_OFFSET, &black_box(n).to_le_bytes())
+                .expect("write")
+        })
+    });
+    g.bench_function("transaction, durability none", |b| {
+        b.iter(|| {
+            n += 1;
+            let mut tx = Tx::begin(&mut obj, id, durability::NONE).expect("begin");
+            tx.record(&mut obj, id, BASE_OFFSET, 8).expect("record");
+            obj.write(id, BASE_OFFSET, &black_box(n).to_le_bytes())
+                .expect("write");
+            tx.commit(&mut obj).expect("commit")
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, update);
+criterion_main!(benches);
