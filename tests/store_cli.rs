@@ -611,3 +611,437 @@ fn unfinished_transactions_are_reported_and_recovered() {
         "{all}"
     );
 }
+
+#[test]
+fn allocator_is_summarised_by_show_and_checked_by_fsck() {
+    use abi::palloc;
+    use abi::txlog::Tx;
+    let t = temp_store();
+    let store = store_in(&t);
+    create(&store, "heap");
+    assert!(ok(&store, &["obj", "show", "heap"])
+        .contains("allocator   none (no persistent allocator in this object)"));
+    let blocks = {
+        let s = object_store::Store::open(&store).unwrap();
+        let oid = s.resolve("heap").unwrap();
+        let mut o = s.open_object(oid, object_store::Access::ReadWrite).unwrap();
+        let mut tx = Tx::begin(&mut o, oid, abi::boot::durability::COMMIT).unwrap();
+        palloc::init(&mut o, &mut tx, oid, 32).unwrap();
+        let b: Vec<u64> = (0..3)
+            .map(|_| palloc::alloc(&mut o, &mut tx, oid, 100).unwrap())
+            .collect();
+        palloc::free(&mut o, &mut tx, oid, b[0]).unwrap();
+        tx.commit(&mut o).unwrap();
+        b
+    };
+    let show = ok(&store, &["obj", "show", "heap"]);
+    assert!(
+        show.contains("allocator   2 blocks in use (224 B), 112 B free: 1x112"),
+        "{show}"
+    );
+    let j = json(&store, &["obj", "show", "heap", "--json"]);
+    assert_eq!(j["heap"]["used_blocks"], 2);
+    ok(&store, &["store", "fsck"]);
+
+    // The free block's link now names the allocated blocks[1]: a block both free and in use.
+    let id = ok(&store, &["obj", "ls", "--json"]);
+    let id: Value = serde_json::from_str(&id).unwrap();
+    let file = object_file(&store, id[0]["id"].as_str().unwrap());
+    let mut head = [0u8; 8];
+    std::fs::File::open(&file)
+        .unwrap()
+        .read_exact_at(&mut head, abi::layout::ALLOC_OFFSET + 32 + 8 * 6)
+        .unwrap();
+    assert_eq!(
+        u64::from_le_bytes(head),
+        blocks[0] - 16,
+        "class-112 list head"
+    );
+    poke(&file, blocks[0], &(blocks[1] - 16).to_le_bytes());
+    let err = fails(&store, &["store", "fsck"]);
+    one_line_error(&err, &["fsck found 1 problem"]);
+    let out = common::run(&store, &["store", "fsck"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("allocator damaged"), "{stdout}");
+    one_line_error(
+        &fails(&store, &["obj", "show", "heap"]),
+        &["allocator damaged"],
+    );
+}
+
+#[test]
+fn pmem_store_refuses_a_filesystem_without_map_sync() {
+    let twz = |args: &[&std::ffi::OsStr]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_twz-vmm"))
+            .args(args)
+            .env_remove("TWZ_STORE")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let t = temp_store();
+    let dir = t.path().join("pmem");
+    for cmd in [
+        &["store", "init"][..],
+        &["obj", "ls"],
+        &["obj", "create", "x"],
+    ] {
+        let mut args = vec![std::ffi::OsStr::new("--pmem"), dir.as_os_str()];
+        args.extend(cmd.iter().map(std::ffi::OsStr::new));
+        let out = twz(&args);
+        assert!(!out.status.success(), "{cmd:?} succeeded without pmem");
+        one_line_error(
+            &String::from_utf8_lossy(&out.stderr),
+            &[
+                "is not on a DAX filesystem: MAP_SYNC is refused",
+                "use --store for a file-backed store",
+            ],
+        );
+        assert!(!dir.exists(), "{cmd:?}: a refused --pmem creates nothing");
+    }
+    // An existing file-backed store is refused the same way, untouched.
+    let store = store_in(&t);
+    create(&store, "kept");
+    let before = snapshot(&store);
+    let out = twz(&[
+        "--pmem".as_ref(),
+        store.as_os_str(),
+        "obj".as_ref(),
+        "ls".as_ref(),
+    ]);
+    assert!(!out.status.success());
+    assert_eq!(snapshot(&store), before);
+    // $TWZ_STORE does not conflict with --pmem; the refusal is the answer.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_twz-vmm"))
+        .arg("--pmem")
+        .arg(&dir)
+        .args(["obj", "ls"])
+        .env("TWZ_STORE", &store)
+        .output()
+        .unwrap();
+    one_line_error(
+        &String::from_utf8_lossy(&out.stderr),
+        &["is not on a DAX filesystem"],
+    );
+    // --pmem and --store name two different stores.
+    let out = twz(&[
+        "--pmem".as_ref(),
+        dir.as_os_str(),
+        "--store".as_ref(),
+        store.as_os_str(),
+        "obj".as_ref(),
+        "ls".as_ref(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot be used with"), "{err}");
+}
+
+/// Deterministic pseudo-random bytes (xorshift64*), so a failure can be reproduced.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 56) as u8
+        })
+        .collect()
+}
+
+/// Runs `twz-vmm` with `input` on stdin; asserts success and returns stdout.
+fn ok_with_stdin(store: &Path, args: &[&str], input: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = common::twz(store)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn twz-vmm");
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let data = input.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&data));
+    let out = child.wait_with_output().expect("wait for twz-vmm");
+    writer.join().expect("stdin writer").expect("write stdin");
+    assert!(
+        out.status.success(),
+        "twz-vmm {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+#[test]
+fn raw_import_export_round_trips_any_bytes_exactly() {
+    let t = temp_store();
+    let s = store_in(&t);
+    let mut with_holes = noise(3 << 20, 7);
+    with_holes[4096..(2 << 20)].fill(0); // stored as a hole, must still read back as zeros
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("empty", Vec::new()),
+        ("one", vec![0x5a]),
+        ("odd", noise(3 * 4096 + 1, 1)),
+        ("big", noise((3 << 20) + 123, 2)),
+        ("holes", with_holes),
+    ];
+    for (name, bytes) in &cases {
+        let src = t.path().join(format!("{name}.in"));
+        let dst = t.path().join(format!("{name}.out"));
+        fs::write(&src, bytes).unwrap();
+        let id = ok(&s, &["obj", "import", name, src.to_str().unwrap()]);
+        assert_eq!(id.trim().len(), 32, "import prints the new ID: {id:?}");
+        ok(&s, &["obj", "export", name, dst.to_str().unwrap()]);
+        assert!(
+            fs::read(&dst).unwrap() == *bytes,
+            "{name}: exported file differs"
+        );
+        let stdout = ok_with_stdin(&s, &["obj", "export", name, "-"], b"");
+        assert!(stdout == *bytes, "{name}: export to stdout differs");
+    }
+
+    // From stdin, and listed as raw with the right size.
+    let piped = noise(100_001, 3);
+    ok_with_stdin(&s, &["obj", "import", "piped", "-"], &piped);
+    assert!(ok_with_stdin(&s, &["obj", "export", "piped", "-"], b"") == piped);
+    let ls = json(&s, &["obj", "ls", "--json"]);
+    let piped_row = ls
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["names"] == serde_json::json!(["piped"]))
+        .expect("piped listed");
+    assert_eq!(piped_row["kind"], "raw");
+    assert_eq!(piped_row["size_in_use"], 100_001);
+    create(&s, "plain");
+    let table = ok(&s, &["obj", "ls"]);
+    assert!(table.lines().next().unwrap().contains("KIND"), "{table}");
+    let plain_row = table.lines().find(|l| l.contains(" plain ")).unwrap();
+    assert!(plain_row.contains("structured"), "{plain_row}");
+    assert!(ok(&s, &["obj", "show", "one"]).contains("kind        raw"));
+
+    // fsck accepts raw objects, even ones whose bytes look like nothing it knows.
+    let fsck = ok(&s, &["store", "fsck"]);
+    assert!(
+        fsck.contains("checked 7 objects") && fsck.contains("no problems"),
+        "{fsck}"
+    );
+}
+
+#[test]
+fn import_replace_rebinds_and_removes_the_old_object() {
+    let t = temp_store();
+    let s = store_in(&t);
+    let a = t.path().join("a");
+    let b = t.path().join("b");
+    fs::write(&a, b"first version").unwrap();
+    fs::write(&b, b"second").unwrap();
+    let old = ok(&s, &["obj", "import", "doc", a.to_str().unwrap()]);
+    let new = ok(
+        &s,
+        &["obj", "import", "doc", b.to_str().unwrap(), "--replace"],
+    );
+    assert_ne!(old, new);
+    assert_eq!(
+        ok(&s, &["obj", "ls", "--json"]).matches("\"id\"").count(),
+        1
+    );
+    assert_eq!(
+        ok_with_stdin(&s, &["obj", "export", "doc", "-"], b""),
+        b"second"
+    );
+
+    // An old object another name still uses is kept (a second name, bound on disk).
+    fs::write(s.join("names/alias"), &new).unwrap();
+    let out = common::run(
+        &s,
+        &["obj", "import", "doc", a.to_str().unwrap(), "--replace"],
+    );
+    assert!(out.status.success());
+    let note = String::from_utf8_lossy(&out.stderr);
+    assert!(note.contains("kept the object it replaced"), "{note}");
+    assert_eq!(
+        ok(&s, &["obj", "ls", "--json"]).matches("\"id\"").count(),
+        2
+    );
+    assert_eq!(
+        ok_with_stdin(&s, &["obj", "export", "alias", "-"], b""),
+        b"second"
+    );
+    assert_eq!(
+        ok_with_stdin(&s, &["obj", "export", "doc", "-"], b""),
+        b"first version"
+    );
+}
+
+/// The host's `sqlite3` shell, if installed.
+fn host_sqlite3(test: &str) -> Option<std::process::Command> {
+    match std::process::Command::new("sqlite3")
+        .arg("-version")
+        .output()
+    {
+        Ok(o) if o.status.success() => Some(std::process::Command::new("sqlite3")),
+        _ => {
+            println!("SKIP {test}: no sqlite3 shell on this host");
+            None
+        }
+    }
+}
+
+fn sqlite(db: &Path, sql: &str) -> String {
+    let out = std::process::Command::new("sqlite3")
+        .arg(db)
+        .arg(sql)
+        .output()
+        .expect("run sqlite3");
+    assert!(
+        out.status.success(),
+        "sqlite3 {sql:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn sqlite_database_round_trips_through_a_raw_object() {
+    if host_sqlite3("sqlite_database_round_trips_through_a_raw_object").is_none() {
+        return;
+    }
+    let t = temp_store();
+    let s = store_in(&t);
+    let db = t.path().join("shop.db");
+    sqlite(
+        &db,
+        "create table item(id integer primary key, name text, blob blob);
+         with recursive n(i) as (select 1 union all select i + 1 from n where i < 3000)
+         insert into item(name, blob) select 'item ' || i, randomblob(300) from n;
+         create index item_name on item(name);",
+    );
+    ok(&s, &["obj", "import", "shop", db.to_str().unwrap()]);
+    let out = t.path().join("exported.db");
+    ok(&s, &["obj", "export", "shop", out.to_str().unwrap()]);
+    let cmp = std::process::Command::new("cmp")
+        .arg(&db)
+        .arg(&out)
+        .status()
+        .expect("run cmp");
+    assert!(cmp.success(), "exported database differs from the original");
+    assert_eq!(sqlite(&out, "pragma integrity_check"), "ok\n");
+    assert_eq!(sqlite(&out, "select count(*) from item"), "3000\n");
+
+    // Changed on the host and imported back over the old object.
+    sqlite(&out, "delete from item where id > 1000; vacuum;");
+    ok(
+        &s,
+        &["obj", "import", "shop", out.to_str().unwrap(), "--replace"],
+    );
+    let again = t.path().join("again.db");
+    ok(&s, &["obj", "export", "shop", again.to_str().unwrap()]);
+    assert_eq!(fs::read(&again).unwrap(), fs::read(&out).unwrap());
+    assert_eq!(sqlite(&again, "select count(*) from item"), "1000\n");
+    assert!(ok(&s, &["store", "fsck"]).contains("no problems"));
+}
+
+#[test]
+fn raw_import_export_bad_input_gets_one_line_errors_and_changes_nothing() {
+    let t = temp_store();
+    let s = store_in(&t);
+    let small = t.path().join("small");
+    fs::write(&small, b"bytes").unwrap();
+    let raw = ok(&s, &["obj", "import", "raw", small.to_str().unwrap()]);
+    let raw = raw.trim();
+    let damaged = ok(&s, &["obj", "import", "damaged", small.to_str().unwrap()]);
+    let damaged = damaged.trim().to_string();
+    poke(
+        &object_file(&s, &damaged),
+        META_OFFSET + 96,
+        &(abi::layout::DATA_END + 4096).to_le_bytes(),
+    ); // alloc_top past the data region
+    let plain = create(&s, "plain");
+    // Sparse: as large as it claims, without the disk space.
+    let huge = t.path().join("huge");
+    fs::File::create(&huge)
+        .unwrap()
+        .set_len(object_store::MAX_RAW_LEN + 1)
+        .unwrap();
+    let dest = t.path().join("out.db");
+    let before = snapshot(&s);
+
+    let missing = t.path().join("missing.db");
+    one_line_error(
+        &fails(&s, &["obj", "import", "new", missing.to_str().unwrap()]),
+        &["missing.db", "No such file or directory"],
+    );
+    one_line_error(
+        &fails(&s, &["obj", "import", "new", huge.to_str().unwrap()]),
+        &[
+            &format!("{} bytes", object_store::MAX_RAW_LEN + 1),
+            "do not fit in an object's data region",
+            "nothing was imported",
+        ],
+    );
+    one_line_error(
+        &fails(&s, &["obj", "import", "raw", small.to_str().unwrap()]),
+        &["name \"raw\" is already bound to object", raw],
+    );
+    one_line_error(
+        &fails(&s, &["obj", "import", "bad/name", small.to_str().unwrap()]),
+        &["invalid name \"bad/name\""],
+    );
+    one_line_error(
+        &fails(&s, &["obj", "export", "plain", dest.to_str().unwrap()]),
+        &[&plain, "structured object, not a raw byte stream"],
+    );
+    one_line_error(
+        &fails(&s, &["obj", "export", "damaged", dest.to_str().unwrap()]),
+        &[&damaged, "allocation top", "outside the data region"],
+    );
+    one_line_error(
+        &fails(&s, &["obj", "export", "nosuch", dest.to_str().unwrap()]),
+        &["no object named \"nosuch\""],
+    );
+    assert!(!dest.exists(), "a failed export must not leave a file");
+    assert_eq!(snapshot(&s), before, "a failed command changed the store");
+    let leftovers: Vec<_> = fs::read_dir(t.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
+}
+
+#[test]
+fn export_recovers_an_abandoned_transaction_and_refuses_a_live_one() {
+    use abi::txlog::{ObjectMemory, Tx};
+    let t = temp_store();
+    let store = store_in(&t);
+    let src = t.path().join("db");
+    fs::write(&src, b"GOODGOODtail").unwrap();
+    ok(&store, &["obj", "import", "db", src.to_str().unwrap()]);
+    let s = object_store::Store::open(&store).unwrap();
+    let oid = s.resolve("db").unwrap();
+    let tear = |o: &mut object_store::MappedObject| {
+        let mut tx = Tx::begin(o, oid, abi::boot::durability::COMMIT).unwrap();
+        tx.record(o, oid, 0x1000, 8).unwrap();
+        o.write(oid, 0x1000, b"TORNTORN").unwrap();
+        drop(tx); // no commit, no abort
+    };
+
+    // A writer that is still running: its transaction may commit yet, so export refuses.
+    let mut live = s.open_object(oid, object_store::Access::ReadWrite).unwrap();
+    tear(&mut live);
+    let dest = t.path().join("out");
+    one_line_error(
+        &fails(&store, &["obj", "export", "db", dest.to_str().unwrap()]),
+        &[&oid.to_string(), "transaction in progress"],
+    );
+    assert!(!dest.exists());
+
+    // The writer died: export rolls the torn write back first.
+    drop(live);
+    ok(&store, &["obj", "export", "db", dest.to_str().unwrap()]);
+    assert_eq!(fs::read(&dest).unwrap(), b"GOODGOODtail");
+    ok(&store, &["store", "fsck"]);
+}

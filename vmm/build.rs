@@ -13,7 +13,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 /// The guest programs embedded as built-in images, by package (and binary) name.
-const GUESTS: &[&str] = &["hello", "echo", "faults", "hostile", "callbench"];
+const GUESTS: &[&str] = &[
+    "hello",
+    "echo",
+    "faults",
+    "hostile",
+    "callbench",
+    "objdemo",
+    "linked",
+    "chello",
+    "sqlite",
+];
+/// Guest-side libraries in `examples/` (not images themselves) whose changes rebuild the guests.
+const GUEST_LIBS: &[&str] = &["sqlite3-lib"];
 /// The target the guest workspace builds for (its `.cargo/config.toml` sets it).
 const GUEST_TARGET: &str = "x86_64-unknown-linux-gnu";
 
@@ -39,6 +51,7 @@ fn run() -> Result<(), String> {
     let examples = ["Cargo.toml", "Cargo.lock", ".cargo", "link.ld"]
         .iter()
         .chain(GUESTS)
+        .chain(GUEST_LIBS)
         .map(|p| Path::new("examples").join(p));
     let shared = ["guest-runtime", "abi/src", "abi/Cargo.toml"].map(PathBuf::from);
     for path in examples.chain(shared) {

@@ -45,6 +45,57 @@ pub mod nr {
     pub const RING_WAIT: u64 = 6;
     /// Does nothing and returns `args[0]`; for measuring the round trip.
     pub const NOP: u64 = 7;
+    /// Create an object: name at `args[0]` (`args[1]` bytes, UTF-8, at most
+    /// [`crate::fot::MAX_NAME_LEN`]; length 0 = unnamed), the new 16-byte ID is written to
+    /// `args[2]`. Returns 0; `-EEXIST` if the name is bound, `-EINVAL` for a bad name.
+    pub const OBJ_CREATE: u64 = 8;
+    /// Look up a name: name at `args[0]` (`args[1]` bytes); the bound 16-byte ID is written to
+    /// `args[2]`. Returns 0; `-ENOENT` if the name is unbound.
+    pub const OBJ_LOOKUP: u64 = 9;
+    /// Bind a name to an existing object: name at `args[0]` (`args[1]` bytes), 16-byte ID at
+    /// `args[2]`. Returns 0; `-EEXIST` if bound, `-ENOENT` if there is no such object.
+    pub const OBJ_BIND: u64 = 10;
+    /// Map the object whose 16-byte ID is at `args[0]` with rights `args[1]`
+    /// ([`crate::fot::perms`]: `READ`, or `READ | WRITE`) into a slot of the object window
+    /// ([`crate::memmap::slot_addr`]). Mapping a mapped object again returns the same slot (a write
+    /// request on a read-only mapping remaps it writable). When every slot of the run's budget is
+    /// in use, the least recently mapped one is evicted, except slot `args[2] - 1` when `args[2]`
+    /// is not 0 (the slot the caller is reading a pointer from; `-ENOMEM` if no other slot can
+    /// go). Returns `slot | (evicted + 1) << 32`,
+    /// where `evicted + 1` is 0 when nothing was evicted: a runtime that caches slot addresses must
+    /// then forget the evicted slot. `-ENOENT` if there is no such object.
+    pub const OBJ_MAP: u64 = 11;
+    /// Unmap slot `args[0]`. Returns 0; `-EINVAL` if it is not mapped.
+    pub const OBJ_UNMAP: u64 = 12;
+    /// Make `args[2]` bytes at offset `args[1]` of the object in slot `args[0]` durable.
+    /// Returns 0; `-EINVAL` for an unmapped slot or a range beyond the object.
+    pub const OBJ_FLUSH: u64 = 13;
+}
+
+/// Length in bytes of an object ID as host calls read and write it.
+pub const ID_LEN: u64 = 16;
+
+/// Bits of an `OBJ_MAP` result.
+pub mod map_result {
+    /// The slot mapped.
+    pub const fn slot(ret: u64) -> u64 {
+        ret & 0xFFFF_FFFF
+    }
+    /// The slot evicted to make room, if any.
+    pub const fn evicted(ret: u64) -> Option<u64> {
+        match ret >> 32 {
+            0 => None,
+            n => Some(n - 1),
+        }
+    }
+    /// Encodes a result (for the VMM).
+    pub const fn encode(slot: u64, evicted: Option<u64>) -> u64 {
+        let e = match evicted {
+            Some(e) => e + 1,
+            None => 0,
+        };
+        slot | e << 32
+    }
 }
 
 /// Stream numbers for `WRITE`/`READ`.

@@ -13,7 +13,10 @@
 //!  FOT_OFFSET  +-------------------------+
 //!              | FOT: 8192 x 128 B       |  entry i at FOT_OFFSET + i * 128; entry 0 unused
 //!  META_OFFSET +-------------------------+
-//!              | metadata header (ObjMeta), rest of the page reserved
+//!              | metadata header (ObjMeta, 256 B)   alloc_top at META_ALLOC_TOP
+//!  ALLOC_OFFSET+-------------------------+
+//!              | allocator header (512 B): heap start, free-list heads (`crate::palloc`)
+//!              | rest of the page reserved, zero
 //!  OBJ_SIZE    +-------------------------+  1 GiB
 //! ```
 //! On the host an object is a sparse file of `OBJ_SIZE` bytes; untouched ranges cost no disk.
@@ -43,6 +46,12 @@ pub const LOG_SIZE: u64 = 4 << 20;
 pub const LOG_OFFSET: u64 = FOT_OFFSET - LOG_SIZE;
 /// End of the data region (exclusive).
 pub const DATA_END: u64 = LOG_OFFSET;
+/// Offset of `ObjMeta::alloc_top`, the persistent allocator's bump pointer.
+pub const META_ALLOC_TOP: u64 = META_OFFSET + 96;
+/// Offset of the persistent allocator's header, right after the 256-byte `ObjMeta`.
+pub const ALLOC_OFFSET: u64 = META_OFFSET + 256;
+/// Bytes reserved for the allocator's header.
+pub const ALLOC_SIZE: u64 = 512;
 
 /// Offset of FOT entry `index` (1..=FOT_MAX_INDEX). Returns `None` for 0 or out of range.
 pub const fn fot_entry_offset(index: u32) -> Option<u64> {
@@ -55,6 +64,7 @@ pub const fn fot_entry_offset(index: u32) -> Option<u64> {
 
 const _: () = assert!(FOT_OFFSET.is_multiple_of(PAGE_SIZE) && LOG_OFFSET.is_multiple_of(PAGE_SIZE));
 const _: () = assert!(DATA_END > BASE_OFFSET);
+const _: () = assert!(ALLOC_OFFSET + ALLOC_SIZE <= OBJ_SIZE);
 
 #[cfg(test)]
 mod tests {
@@ -62,7 +72,6 @@ mod tests {
 
     #[test]
     fn regions_are_ordered_and_disjoint() {
-
         assert_eq!(DATA_END, LOG_OFFSET);
         assert_eq!(LOG_OFFSET + LOG_SIZE, FOT_OFFSET);
         assert_eq!(FOT_OFFSET + FOT_SLOTS as u64 * FOT_ENTRY_SIZE, META_OFFSET);

@@ -26,6 +26,7 @@ pub mod id;
 pub mod layout;
 pub mod memmap;
 pub mod meta;
+pub mod palloc;
 pub mod ptr;
 pub mod ring;
 pub mod txlog;

@@ -8,6 +8,8 @@
 //!  0x0001_0000   argv/envp strings         user read-only, ARGS_SIZE bytes
 //!  0x0010_0000   system area               supervisor only: page tables, GDT, IDT, TSS,
 //!                                          fault stubs, CPL0 stacks (first 2 MiB mapped 4 KiB)
+//!  0x0018_0000     object-window tables    the window's PDPT, then a pool of page directories,
+//!                                          one per slot of the run's slot budget
 //!  0x0020_0000   IMAGE_BASE                guest image (static ELF, linked below IMAGE_LIMIT),
 //!                                          then heap, a 2 MiB unmapped guard, stack at top of RAM;
 //!                                          mapped with 2 MiB pages

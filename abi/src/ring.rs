@@ -99,6 +99,9 @@ pub mod op {
     /// Write `args[2]` bytes at guest address `args[1]` to stream `args[0]` (stdout/stderr).
     /// Completes with the number of bytes written.
     pub const WRITE: u32 = 1;
+    /// Make `args[2]` bytes at offset `args[1]` of the object in slot `args[0]` durable (the
+    /// asynchronous form of `hostcall::nr::OBJ_FLUSH`). Completes with 0 or a negated errno.
+    pub const FLUSH: u32 = 2;
 }
 
 const _: () = assert!(CQ_OFFSET + CQ_ENTRIES as u64 * 16 <= crate::memmap::RING_SIZE);

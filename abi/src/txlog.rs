@@ -20,7 +20,8 @@
 //! # Writer protocol (one transaction at a time per anchor)
 //! 1. [`Tx::begin`]: `seq = finished_seq + 1`; refuses a log that still holds an unfinished
 //!    transaction (recover it first).
-//! 2. [`Tx::record`] before modifying a range in place: for a target other than the anchor,
+//! 2. [`Tx::record`] before modifying a range in place (in the data region, or the allocator's
+//!    metadata: `alloc_top` and the header at [`crate::layout::ALLOC_OFFSET`]): for a target other than the anchor,
 //!    first set the target's pending-transaction marker (`tx_anchor`, `tx_anchor_seq` in its
 //!    metadata) and flush it; append the entry with the range's old bytes; flush it. Only then
 //!    may the caller store into the range.
@@ -85,7 +86,10 @@ use core::fmt;
 
 use crate::boot::durability;
 use crate::id::ObjId;
-use crate::layout::{BASE_OFFSET, DATA_END, LOG_OFFSET, LOG_SIZE, META_OFFSET};
+use crate::layout::{
+    ALLOC_OFFSET, ALLOC_SIZE, BASE_OFFSET, DATA_END, LOG_OFFSET, LOG_SIZE, META_ALLOC_TOP,
+    META_OFFSET,
+};
 use crate::meta::ObjMeta;
 
 /// `b"TWZTXLOG"` read little-endian.
@@ -315,6 +319,18 @@ impl Checksum {
     }
 }
 
+/// True for ranges a transaction may record: inside the data region, or inside the persistent
+/// allocator's metadata (`alloc_top` and the allocator header, see [`crate::palloc`]).
+#[inline]
+pub const fn loggable(offset: u64, len: u64) -> bool {
+    let Some(end) = offset.checked_add(len) else {
+        return false;
+    };
+    (offset >= BASE_OFFSET && end <= DATA_END)
+        || (offset >= META_ALLOC_TOP && end <= META_ALLOC_TOP + 8)
+        || (offset >= ALLOC_OFFSET && end <= ALLOC_OFFSET + ALLOC_SIZE)
+}
+
 /// What the log machinery needs from memory: the bytes of objects named by ID, and flushes.
 ///
 /// `flush` starts making earlier stores to a range durable; `fence` returns once every range
@@ -344,7 +360,7 @@ pub enum LogError {
     BadHeaderSize(u32),
     /// `finished_seq` cannot grow any more.
     SeqExhausted,
-    /// An entry with a valid checksum names a range outside its target's data region.
+    /// An entry with a valid checksum names a range outside what a transaction may record.
     BadEntry {
         /// The entry's position (bytes from [`LOG_OFFSET`]).
         at: u64,
@@ -360,7 +376,7 @@ impl fmt::Display for LogError {
             LogError::SeqExhausted => write!(f, "transaction log: sequence numbers exhausted"),
             LogError::BadEntry { at } => write!(
                 f,
-                "transaction log: entry at {at:#x} names a range outside the data region"
+                "transaction log: entry at {at:#x} names a range a transaction may not record"
             ),
         }
     }
@@ -373,7 +389,7 @@ pub enum TxError<E> {
     Memory(E),
     /// The log is damaged.
     Log(LogError),
-    /// The range to record is outside the target's data region.
+    /// The range to record is outside the target's data region and allocator metadata.
     OutsideData {
         /// The target object.
         target: ObjId,
@@ -414,7 +430,7 @@ impl<E: fmt::Display> fmt::Display for TxError<E> {
             } => write!(
                 f,
                 "object {target}: range {offset:#x}+{len:#x} is outside the data region \
-                 ({BASE_OFFSET:#x}..{DATA_END:#x})"
+                 ({BASE_OFFSET:#x}..{DATA_END:#x}) and the allocator's metadata"
             ),
             TxError::TooLarge { needed, capacity } => write!(
                 f,
@@ -516,9 +532,7 @@ impl Tx {
         offset: u64,
         len: u64,
     ) -> Result<(), TxError<M::Error>> {
-        let in_data =
-            offset >= BASE_OFFSET && offset.checked_add(len).is_some_and(|e| e <= DATA_END);
-        if !in_data {
+        if !loggable(offset, len) {
             return Err(TxError::OutsideData {
                 target,
                 offset,
@@ -761,8 +775,7 @@ fn check_entry<M: ObjectMemory>(
     if sum.finish() != h.check {
         return Ok(None);
     }
-    let off = h.offset as u64;
-    if off < BASE_OFFSET || off + h.len as u64 > DATA_END {
+    if !loggable(h.offset as u64, h.len as u64) {
         return Err(LogError::BadEntry {
             at: pos - LOG_OFFSET,
         }

@@ -94,6 +94,25 @@ impl Heap {
         }
     }
 
+    /// Takes `size` bytes (aligned to `align`, a power of two) from the untouched region for good:
+    /// no size class, never freed. For one big long-lived region, such as SQLite's own heap,
+    /// which a size class would round up to the next power of two. Null if it does not fit.
+    pub fn carve(&mut self, size: usize, align: usize) -> *mut u8 {
+        if !align.is_power_of_two() {
+            return core::ptr::null_mut();
+        }
+        let Some(start) = align_up(self.next, align) else {
+            return core::ptr::null_mut();
+        };
+        match start.checked_add(size) {
+            Some(end) if end <= self.end => {
+                self.next = end;
+                start as *mut u8
+            }
+            _ => core::ptr::null_mut(),
+        }
+    }
+
     /// Returns a block to its class's free list.
     ///
     /// # Safety
@@ -238,6 +257,24 @@ mod tests {
         assert!(a.heap.alloc(l(isize::MAX as usize - 7, 8)).is_null());
         let mut e = Heap::empty();
         assert!(e.alloc(l(1, 1)).is_null());
+    }
+
+    #[test]
+    fn carving_takes_exact_sizes_and_leaves_the_rest() {
+        let mut a = arena(1 << 20);
+        let before = a.heap.untouched();
+        let p = a.heap.carve(600_000, 4096) as usize;
+        assert_ne!(p, 0);
+        assert_eq!(p % 4096, 0);
+        assert!(
+            before - a.heap.untouched() < 600_000 + 4096,
+            "no rounding to 1 MiB"
+        );
+        // What is left still serves ordinary allocations, outside the carved range.
+        let q = a.heap.alloc(l(100, 8)) as usize;
+        assert!(q >= p + 600_000);
+        assert!(a.heap.carve(1 << 20, 8).is_null(), "too big");
+        assert!(a.heap.carve(8, 3).is_null(), "bad alignment");
     }
 
     #[test]

@@ -29,17 +29,22 @@ extern crate twz_cmem;
 
 pub mod args;
 pub mod boot;
+#[cfg(feature = "guest")]
+pub mod cabi;
+pub mod cobj;
 pub mod console;
 pub mod errno;
 mod global;
 pub mod heap;
 pub mod hostcall;
 pub mod io;
+pub mod object;
 pub mod ring;
 #[cfg(feature = "guest")]
 mod start;
 pub mod stdin;
 pub mod time;
+pub mod tx;
 
 pub use abi;
 pub use args::{args, var, vars};

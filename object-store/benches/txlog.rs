@@ -55,5 +55,42 @@ fn update(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, update);
+/// Persistent allocation inside a transaction (durability `NONE`): begin, alloc, free, commit.
+fn palloc(c: &mut Criterion) {
+    let dir = tempfile::Builder::new()
+        .prefix("twz-bench")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .expect("temp dir");
+    let store = Store::open(dir.path().join("store")).expect("store");
+    let id = store.create(&CreateOptions::default()).expect("create");
+    let mut obj = store.open_object(id, Access::ReadWrite).expect("open");
+    let mut tx = Tx::begin(&mut obj, id, durability::NONE).expect("begin");
+    abi::palloc::init(&mut obj, &mut tx, id, 64).expect("init");
+    tx.commit(&mut obj).expect("commit");
+    let mut g = c.benchmark_group("palloc");
+    for (what, size) in [
+        ("64 B", 64u64),
+        ("1000 B", 1000),
+        ("100 KiB (large)", 100 << 10),
+    ] {
+        g.bench_function(format!("tx begin + alloc {what} + free + commit"), |b| {
+            b.iter(|| {
+                let mut tx = Tx::begin(&mut obj, id, durability::NONE).expect("begin");
+                let p = abi::palloc::alloc(&mut obj, &mut tx, id, black_box(size)).expect("alloc");
+                abi::palloc::free(&mut obj, &mut tx, id, p).expect("free");
+                tx.commit(&mut obj).expect("commit")
+            })
+        });
+    }
+    g.bench_function("tx begin + 8-byte record + commit (reference)", |b| {
+        b.iter(|| {
+            let mut tx = Tx::begin(&mut obj, id, durability::NONE).expect("begin");
+            tx.record(&mut obj, id, BASE_OFFSET, 8).expect("record");
+            tx.commit(&mut obj).expect("commit")
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, update, palloc);
 criterion_main!(benches);

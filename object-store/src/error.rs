@@ -11,14 +11,14 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// An I/O operation on a store path failed.
-    #[error("{}: {source}", path.display())]
+    /// An I/O operation on a store path failed. The OS error is part of the message and
+    /// deliberately not a `source`, so an `anyhow` chain (`{:#}`) prints it once.
+    #[error("{}: {error}", path.display())]
     Io {
         /// The file or directory involved.
         path: PathBuf,
         /// The operating system's error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The store path exists but is not a directory.
     #[error("store {}: not a directory", .0.display())]
@@ -132,6 +132,32 @@ pub enum StoreError {
     /// Transaction memory named an object that is not part of the operation.
     #[error("object {0}: not mapped here")]
     NotMapped(ObjId),
+    /// A store that must be on persistent memory is not: the kernel refused `MAP_SYNC`.
+    #[error("{} is not on a DAX filesystem: MAP_SYNC is refused ({reason}); use --store for a file-backed store", path.display())]
+    NotPmem {
+        /// The store directory or object file.
+        path: PathBuf,
+        /// The kernel's answer.
+        reason: String,
+    },
+    /// `obj export` of an object that is not a byte stream.
+    #[error("object {id}: it is a {kind} object, not a raw byte stream; only raw objects (made by `obj import` or the guest's SQLite VFS) can be exported")]
+    NotRaw {
+        /// The object.
+        id: ObjId,
+        /// What it is instead.
+        kind: &'static str,
+    },
+    /// An import source that does not fit in one object's data region.
+    #[error("{}: {len} bytes do not fit in an object's data region (at most {max} bytes); nothing was imported", file.display())]
+    TooLarge {
+        /// The file (or `-` for standard input).
+        file: PathBuf,
+        /// Its size, or the bytes read before giving up.
+        len: u64,
+        /// The data region's size.
+        max: u64,
+    },
     /// Another process holds the store lock and the caller asked not to wait.
     #[error("store {}: locked by another process", .0.display())]
     Locked(PathBuf),
@@ -141,7 +167,7 @@ impl StoreError {
     /// Wraps an I/O error with the path it concerns.
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> StoreError {
         let path = path.into();
-        move |source| StoreError::Io { path, source }
+        move |error| StoreError::Io { path, error }
     }
 
     /// An integrity problem of an object.

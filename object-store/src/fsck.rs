@@ -1,7 +1,8 @@
 //! `fsck`: checks every object file, name and key, and reports every problem it finds,
 //! including transaction logs that need recovery (a transaction open in a live process is not
-//! a problem). It holds the store lock shared (so no create or remove is half done while it
-//! looks) and never modifies anything.
+//! a problem) and damaged persistent allocators (free lists, block headers). It holds the
+//! store lock shared (so no create or remove is half done while it looks) and never modifies
+//! anything.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -101,6 +102,12 @@ impl Store {
                     let log = self.tx_view(*id)?;
                     if log.problem.is_some() || log.needs_recovery() {
                         report.add(Subject::Object, id, log.summary());
+                    } else if log.pending.is_none() && !crate::raw::is_raw(obj.meta()) {
+                        // Mid-transaction metadata may be half updated; check only at rest.
+                        // Raw objects (byte streams) have no allocator to check.
+                        if let Some(p) = crate::heap::heap_view(&obj, *id)?.problem {
+                            report.add(Subject::Object, id, p);
+                        }
                     }
                 }
                 Err(e) => {

@@ -47,7 +47,7 @@ pub fn ensure_dir(dir: &Path, mode: u32) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
         Err(e) => Err(StoreError::Io {
             path: dir.to_path_buf(),
-            source: e,
+            error: e,
         }),
     }
 }

@@ -27,6 +27,8 @@ pub struct ObjectInfo {
     pub names: Vec<String>,
     /// Bytes in use: `alloc_top - BASE_OFFSET` (absent if the header is damaged).
     pub size_in_use: Option<u64>,
+    /// `raw` (a byte stream, such as an imported file) or `structured` (absent if damaged).
+    pub kind: Option<&'static str>,
     /// First 8 bytes of the owner's public key, in hex.
     pub owner_key: Option<String>,
     /// The store key that owns it, if the key is in this store.
@@ -99,6 +101,9 @@ pub struct ObjectReport {
     pub problems: Vec<String>,
     /// The transaction log's state.
     pub log: crate::recovery::TxView,
+    /// The persistent allocator (not checked while a transaction is unfinished: its metadata
+    /// may be mid-update).
+    pub heap: crate::heap::HeapView,
 }
 
 /// `rwxu` letters for a permission mask.
@@ -179,6 +184,7 @@ impl Directory {
             id: id.to_string(),
             names: self.names_of(id),
             size_in_use: meta.map(|m| m.alloc_top - BASE_OFFSET),
+            kind: meta.map(crate::raw::kind_of),
             owner_key: meta.map(|m| hex(&m.owner_key[..8])),
             owner_key_name: meta.and_then(|m| self.key_names.get(&m.owner_key).cloned()),
             created_ns: meta.map(|m| m.created_ns),
@@ -289,6 +295,20 @@ impl Store {
         let log = self.tx_view(id)?;
         let mut problems = fot_problems(&fot);
         problems.extend(log.problem.clone());
+        let heap = if crate::raw::is_raw(obj.meta()) {
+            // A byte stream has no allocator; its bytes are not heap metadata.
+            crate::heap::HeapView::default()
+        } else if log.pending.is_none() && log.problem.is_none() {
+            crate::heap::heap_view(&obj, id)?
+        } else {
+            crate::heap::HeapView {
+                problem: Some("not checked: a transaction is unfinished".into()),
+                ..Default::default()
+            }
+        };
+        if log.pending.is_none() {
+            problems.extend(heap.problem.clone());
+        }
         Ok(ObjectReport {
             info: dir.info(id, Some(obj.meta()), None),
             path: obj.path().display().to_string(),
@@ -296,6 +316,7 @@ impl Store {
             problems,
             fot,
             log,
+            heap,
         })
     }
 

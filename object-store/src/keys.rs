@@ -175,7 +175,7 @@ impl Keys {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(StoreError::NoSuchKey(name.into()))
             }
-            Err(e) => return Err(StoreError::Io { path, source: e }),
+            Err(e) => return Err(StoreError::Io { path, error: e }),
         };
         unhex::<32>(text.trim_end()).ok_or_else(|| StoreError::BadKey {
             name: name.into(),

@@ -55,6 +55,15 @@
 //! cannot be swapped without the ID (and the file name) ceasing to match. The header holds no
 //! checksum on purpose: guests update `alloc_top`, `fot_len` and FOT entries in place.
 //!
+//! # Persistent memory
+//! On a DAX filesystem (`mkfs.ext4 /dev/pmem0 && mount -o dax /dev/pmem0 /mnt/pmem`; or
+//! xfs), [`Store::open_pmem`] (`twz-vmm --pmem /mnt/pmem/store ...`) maps every object
+//! `MAP_SHARED_VALIDATE | MAP_SYNC`: the page tables point at the media, so a guest's
+//! `clwb` + `sfence` makes its stores durable without asking the VMM for an `msync`
+//! ([`MappedObject::is_synchronous`]). Where the kernel refuses `MAP_SYNC` it fails with
+//! [`StoreError::NotPmem`] and creates nothing. [`Store::open`] tries `MAP_SYNC` once and
+//! falls back to `msync`-backed mappings.
+//!
 //! # Concurrency
 //! Metadata changes serialise on the store lock; mapped objects hold no store lock, so several
 //! VMMs can map objects at once. A writable open holds a shared `flock` on the object file (its
@@ -67,6 +76,7 @@ mod error;
 mod format;
 mod fsck;
 mod fsutil;
+mod heap;
 mod inspect;
 mod keys;
 mod liveness;
@@ -75,6 +85,7 @@ mod mapped;
 mod mapping;
 mod names;
 mod object;
+mod raw;
 mod recovery;
 mod store;
 
@@ -84,6 +95,7 @@ use std::path::PathBuf;
 pub use error::{Result, StoreError};
 pub use format::STORE_VERSION;
 pub use fsck::{FsckReport, Problem, Subject};
+pub use heap::{FreeClass, HeapView};
 pub use inspect::{
     parse_perms, perms_string, FotRow, HeaderView, ObjectInfo, ObjectReport, MAX_DUMP_LEN,
 };
@@ -94,6 +106,7 @@ pub use mapped::{Access, MappedObject};
 pub use mapping::Durability;
 pub use names::{validate_name, NameEntry, Names};
 pub use object::derive_id;
+pub use raw::{is_raw, kind_of, ImportOptions, Imported, MAX_RAW_LEN};
 pub use recovery::{MarkerAction, MarkerReport, RecoveryReport, TxView};
 pub use store::{CreateOptions, ObjectScan, Store};
 

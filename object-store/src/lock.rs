@@ -59,13 +59,13 @@ impl StoreLock {
             Err(e) if mode == LockMode::Shared && e.kind() != std::io::ErrorKind::NotFound => {
                 File::open(path).map_err(|_| StoreError::Io {
                     path: path.to_path_buf(),
-                    source: e,
+                    error: e,
                 })?
             }
             Err(e) => {
                 return Err(StoreError::Io {
                     path: path.to_path_buf(),
-                    source: e,
+                    error: e,
                 })
             }
         };
@@ -89,7 +89,7 @@ impl StoreLock {
                 _ => {
                     return Err(StoreError::Io {
                         path: path.to_path_buf(),
-                        source: err,
+                        error: err,
                     })
                 }
             }

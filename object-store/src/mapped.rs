@@ -11,12 +11,16 @@ use std::path::{Path, PathBuf};
 
 use abi::fot::FotEntry;
 use abi::id::ObjId;
-use abi::layout::{fot_entry_offset, BASE_OFFSET, DATA_END, FOT_ENTRY_SIZE, META_OFFSET, OBJ_SIZE};
+use abi::layout::{
+    fot_entry_offset, BASE_OFFSET, DATA_END, FOT_ENTRY_SIZE, LOG_OFFSET, META_OFFSET, OBJ_SIZE,
+};
 use abi::meta::ObjMeta;
+use abi::txlog::{LogHeader, LOG_HEADER_SIZE};
+use std::os::unix::fs::FileExt;
 
 use crate::error::{Result, StoreError};
 use crate::liveness::{self, Hold};
-use crate::mapping::{Durability, Mapping};
+use crate::mapping::{Durability, MapError, MapSync, Mapping};
 use crate::object::{check_header, check_range};
 
 /// Byte offsets of header fields that host tools update in place.
@@ -41,6 +45,24 @@ pub struct MappedObject {
     map: Mapping,
     /// The liveness lock held (writable opens only).
     hold: Option<Hold>,
+    /// See [`MappedObject::may_need_recovery`].
+    may_need_recovery: bool,
+}
+
+/// Bytes of the log read at open: its header and the first entry's sequence number.
+const LOG_HEAD: usize = LOG_HEADER_SIZE as usize + 8;
+
+/// Whether an object with this header and log head may hold an unfinished transaction (or a
+/// marker to follow). A damaged log header says yes, so recovery reports it.
+fn recovery_hint(meta: &ObjMeta, log_head: &[u8; LOG_HEAD]) -> bool {
+    let mut hb = [0u8; LOG_HEADER_SIZE as usize];
+    hb.copy_from_slice(&log_head[..LOG_HEADER_SIZE as usize]);
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&log_head[LOG_HEADER_SIZE as usize..]);
+    match LogHeader::from_bytes(&hb).finished() {
+        Ok(f) => u64::from_le_bytes(first) == f.wrapping_add(1) || !meta.tx_marker().is_clear(),
+        Err(_) => true,
+    }
 }
 
 /// Which liveness lock a writable open wants.
@@ -53,19 +75,23 @@ pub(crate) enum Want {
 }
 
 impl MappedObject {
-    /// Opens the object file at `path`, validates it as object `id`, and maps it.
-    /// A writable open holds the liveness lock (see [`crate::liveness`]); this does not
-    /// recover anything: [`crate::Store::open_object`] does.
+    /// Opens the object file at `path`, validates it as object `id`, and maps it (with
+    /// `MAP_SYNC` where the filesystem allows it). A writable open holds the liveness lock
+    /// (see [`crate::liveness`]); this does not recover anything: [`crate::Store::open_object`]
+    /// does.
     pub fn open(path: &Path, id: ObjId, access: Access) -> Result<MappedObject> {
-        Self::open_with(path, id, access, Want::Any)?.ok_or(StoreError::InUse(id))
+        Self::open_with(path, id, access, Want::Any, MapSync::Try)?.ok_or(StoreError::InUse(id))
     }
 
-    /// [`MappedObject::open`] choosing the lock; `None` if `Want::Exclusive` cannot be had.
+    /// [`MappedObject::open`] choosing the lock and `MAP_SYNC`; `None` if `Want::Exclusive`
+    /// cannot be had. Syscalls on the common path: open, flock, two `pread`s (metadata page,
+    /// log header), mmap.
     pub(crate) fn open_with(
         path: &Path,
         id: ObjId,
         access: Access,
         want: Want,
+        sync: MapSync,
     ) -> Result<Option<MappedObject>> {
         let file = match OpenOptions::new()
             .read(true)
@@ -79,7 +105,7 @@ impl MappedObject {
             Err(e) => {
                 return Err(StoreError::Io {
                     path: path.to_path_buf(),
-                    source: e,
+                    error: e,
                 })
             }
         };
@@ -95,16 +121,34 @@ impl MappedObject {
                 Some(Hold::Exclusive)
             }
         };
-        check_header(&file, id).map_err(|p| StoreError::corrupt(id, p))?;
-        let map = Mapping::new(&file, OBJ_SIZE as usize, access == Access::ReadWrite)
-            .map_err(|e| StoreError::corrupt(id, format!("cannot map {}: {e}", path.display())))?;
+        let meta = check_header(&file, id).map_err(|p| StoreError::corrupt(id, p))?;
+        let mut log_head = [0u8; LOG_HEAD];
+        file.read_exact_at(&mut log_head, LOG_OFFSET)
+            .map_err(|e| StoreError::corrupt(id, format!("cannot read the log header: {e}")))?;
+        let map = Mapping::new(&file, OBJ_SIZE as usize, access == Access::ReadWrite, sync)
+            .map_err(|e| match e {
+                MapError::Io(e) => {
+                    StoreError::corrupt(id, format!("cannot map {}: {e}", path.display()))
+                }
+                MapError::SyncRefused(e) => StoreError::NotPmem {
+                    path: path.to_path_buf(),
+                    reason: e.to_string(),
+                },
+            })?;
         Ok(Some(MappedObject {
             id,
             path: path.to_path_buf(),
             file,
             map,
             hold,
+            may_need_recovery: recovery_hint(&meta, &log_head),
         }))
+    }
+
+    /// False when the header and log read at open show nothing to recover: no transaction
+    /// entries after the last finished one, and no pending-transaction marker.
+    pub(crate) fn may_need_recovery(&self) -> bool {
+        self.may_need_recovery
     }
 
     /// The liveness lock this open holds (`None` for read-only opens).
@@ -154,6 +198,12 @@ impl MappedObject {
     /// What it takes to make stores durable.
     pub fn durability(&self) -> Durability {
         self.map.durability()
+    }
+
+    /// True when the mapping is synchronous (`MAP_SYNC` on persistent memory): a guest makes
+    /// its stores durable with `clwb` + `sfence`, no flush request to the VMM needed.
+    pub fn is_synchronous(&self) -> bool {
+        self.map.durability() == Durability::CacheFlush
     }
 
     /// The current header (guests update `alloc_top` and `fot_len` in place).

@@ -39,11 +39,47 @@ unsafe impl Send for Mapping {}
 // SAFETY: as above; `&Mapping` exposes no interior references, only copying accessors.
 unsafe impl Sync for Mapping {}
 
+/// Whether a mapping uses `MAP_SYNC`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapSync {
+    /// Try `MAP_SYNC` for writable mappings; fall back to plain `MAP_SHARED` where refused.
+    Try,
+    /// Plain `MAP_SHARED` (the filesystem is known to refuse `MAP_SYNC`).
+    Never,
+    /// `MAP_SYNC` for every mapping, or fail (a store that must be on persistent memory).
+    Require,
+}
+
+/// Why a mapping failed.
+#[derive(Debug)]
+pub enum MapError {
+    /// `mmap` failed.
+    Io(io::Error),
+    /// [`MapSync::Require`] and the kernel refused `MAP_SYNC` (not a DAX filesystem).
+    SyncRefused(io::Error),
+}
+
 impl Mapping {
-    /// Maps the first `len` bytes of `file` shared, read-write when `writable`.
-    pub fn new(file: &File, len: usize, writable: bool) -> io::Result<Mapping> {
-        if writable {
-            match Self::mmap(file, len, true, libc::MAP_SHARED_VALIDATE | libc::MAP_SYNC) {
+    /// Maps the first `len` bytes of `file` shared, read-write when `writable`, with
+    /// `MAP_SYNC` as `sync` says.
+    pub fn new(
+        file: &File,
+        len: usize,
+        writable: bool,
+        sync: MapSync,
+    ) -> Result<Mapping, MapError> {
+        let try_sync = match sync {
+            MapSync::Require => true,
+            MapSync::Try => writable,
+            MapSync::Never => false,
+        };
+        if try_sync {
+            match Self::mmap(
+                file,
+                len,
+                writable,
+                libc::MAP_SHARED_VALIDATE | libc::MAP_SYNC,
+            ) {
                 Ok(ptr) => {
                     return Ok(Mapping {
                         ptr,
@@ -56,11 +92,16 @@ impl Mapping {
                     if matches!(
                         e.raw_os_error(),
                         Some(libc::EOPNOTSUPP) | Some(libc::EINVAL)
-                    ) => {}
-                Err(e) => return Err(e),
+                    ) =>
+                {
+                    if sync == MapSync::Require {
+                        return Err(MapError::SyncRefused(e));
+                    }
+                }
+                Err(e) => return Err(MapError::Io(e)),
             }
         }
-        let ptr = Self::mmap(file, len, writable, libc::MAP_SHARED)?;
+        let ptr = Self::mmap(file, len, writable, libc::MAP_SHARED).map_err(MapError::Io)?;
         Ok(Mapping {
             ptr,
             len,
@@ -184,7 +225,7 @@ mod tests {
     fn page_cache_files_fall_back_to_msync() {
         let f = tempfile::tempfile().unwrap();
         f.set_len(1 << 20).unwrap();
-        let m = Mapping::new(&f, 1 << 20, true).unwrap();
+        let m = Mapping::new(&f, 1 << 20, true, MapSync::Try).unwrap();
         assert_eq!(m.durability(), Durability::Msync);
         m.copy_in(4096 + 5, b"hello");
         m.flush(4096 + 5, 5).unwrap();
@@ -192,7 +233,15 @@ mod tests {
         let mut buf = [0u8; 5];
         std::os::unix::fs::FileExt::read_exact_at(&f, &mut buf, 4096 + 5).unwrap();
         assert_eq!(&buf, b"hello");
-        let ro = Mapping::new(&f, 1 << 20, false).unwrap();
+        let ro = Mapping::new(&f, 1 << 20, false, MapSync::Never).unwrap();
+        assert!(matches!(
+            Mapping::new(&f, 1 << 20, true, MapSync::Require),
+            Err(MapError::SyncRefused(_))
+        ));
+        assert!(matches!(
+            Mapping::new(&f, 1 << 20, false, MapSync::Require),
+            Err(MapError::SyncRefused(_))
+        ));
         assert!(!ro.is_writable());
         let mut b2 = [0u8; 5];
         ro.copy_out(4096 + 5, &mut b2);

@@ -76,7 +76,7 @@ impl Names {
                     })
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(StoreError::Io { path, source: e }),
+            Err(e) => Err(StoreError::Io { path, error: e }),
         }
     }
 
@@ -88,6 +88,12 @@ impl Names {
                 id: old,
             });
         }
+        fsutil::write_atomic(&self.dir, name, format!("{id}\n").as_bytes(), 0o644)
+    }
+
+    /// Binds `name` to `id` whether or not it is bound now: one atomic rename, so a crash
+    /// leaves either the old binding or the new one.
+    pub fn rebind(&self, name: &str, id: ObjId) -> Result<()> {
         fsutil::write_atomic(&self.dir, name, format!("{id}\n").as_bytes(), 0o644)
     }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use abi::fot::FotEntry;
 use abi::id::{ObjId, ID_DERIVATION_DOMAIN};
-use abi::layout::{FOT_ENTRY_SIZE, FOT_OFFSET, FOT_SLOTS, META_OFFSET, OBJ_SIZE};
+use abi::layout::{FOT_ENTRY_SIZE, FOT_OFFSET, FOT_SLOTS, META_OFFSET, OBJ_SIZE, PAGE_SIZE};
 use abi::meta::ObjMeta;
 use sha2::{Digest, Sha512};
 
@@ -72,14 +72,27 @@ pub fn create_file(objects_dir: &Path, meta: &ObjMeta) -> Result<PathBuf> {
 }
 
 /// The first thing wrong with an object file's size or header, as a sentence; `Ok` gives the
-/// validated header. `expected` is the ID the file's name claims.
+/// validated header. `expected` is the ID the file's name claims. One `pread` of the metadata
+/// page (one byte more, to see an oversized file) checks the size too; only a bad size costs
+/// a `stat`, for the message.
 pub fn check_header(file: &File, expected: ObjId) -> std::result::Result<ObjMeta, String> {
-    let len = file
-        .metadata()
-        .map_err(|e| format!("cannot stat the object file: {e}"))?
-        .len();
-    if len != OBJ_SIZE {
-        let what = if len < OBJ_SIZE {
+    let mut page = [0u8; PAGE_SIZE as usize + 1];
+    let mut got = 0;
+    // A regular file reads short only at its end: normally one call, 4096 bytes.
+    while got < PAGE_SIZE as usize {
+        match file.read_at(&mut page[got..], META_OFFSET + got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("cannot read the metadata header: {e}")),
+        }
+    }
+    if got != PAGE_SIZE as usize {
+        let len = file
+            .metadata()
+            .map_err(|e| format!("cannot stat the object file: {e}"))?
+            .len();
+        let what = if got < PAGE_SIZE as usize {
             "truncated"
         } else {
             "oversized"
@@ -89,8 +102,7 @@ pub fn check_header(file: &File, expected: ObjId) -> std::result::Result<ObjMeta
         ));
     }
     let mut raw = [0u8; 256];
-    file.read_exact_at(&mut raw, META_OFFSET)
-        .map_err(|e| format!("cannot read the metadata header: {e}"))?;
+    raw.copy_from_slice(&page[..256]);
     let meta = ObjMeta::from_bytes(&raw);
     meta.validate().map_err(|e| e.to_string())?;
     if meta.id != expected {

@@ -42,8 +42,9 @@ impl Mapped<'_> {
             return Ok(Some(self.first));
         }
         if !self.others.contains_key(&obj) {
-            let o = match MappedObject::open(&self.store.object_path(obj), obj, Access::ReadWrite) {
-                Ok(o) => Some(o),
+            let o = match self.store.map_object(obj, Access::ReadWrite, Want::Any) {
+                Ok(Some(o)) => Some(o),
+                Ok(None) => return Err(StoreError::InUse(obj)),
                 Err(StoreError::NoSuchObject(_)) => None,
                 Err(e) => return Err(e),
             };
@@ -216,7 +217,16 @@ impl Store {
     /// recovers it the same way when it may (the object is not open for writing elsewhere and
     /// its file is writable); the shared mapping then sees the rolled-back bytes.
     pub fn open_object(&self, id: ObjId, access: Access) -> Result<MappedObject> {
-        let mut obj = MappedObject::open(&self.object_path(id), id, access)?;
+        let mut obj = self
+            .map_object(id, access, Want::Any)?
+            .ok_or(StoreError::InUse(id))?;
+        if !obj.may_need_recovery() {
+            // The header and log read at open show nothing unfinished: the common path.
+            if obj.hold() == Some(Hold::Exclusive) {
+                obj.downgrade()?;
+            }
+            return Ok(obj);
+        }
         match (access, obj.hold()) {
             (Access::ReadWrite, Some(Hold::Exclusive)) => {
                 self.recover_locked(&obj)?;
@@ -253,13 +263,9 @@ impl Store {
     /// Recovers object `id` now; fails with [`StoreError::InUse`] if another process has it
     /// open for writing.
     pub fn recover(&self, id: ObjId) -> Result<RecoveryReport> {
-        let obj = MappedObject::open_with(
-            &self.object_path(id),
-            id,
-            Access::ReadWrite,
-            Want::Exclusive,
-        )?
-        .ok_or(StoreError::InUse(id))?;
+        let obj = self
+            .map_object(id, Access::ReadWrite, Want::Exclusive)?
+            .ok_or(StoreError::InUse(id))?;
         self.recover_locked(&obj)
     }
 
@@ -303,8 +309,7 @@ impl Store {
     /// Recovers the anchor a marker names, if its transaction is unfinished and not live.
     fn follow_marker(&self, mem: &mut Mapped<'_>, marker: Marker) -> Result<MarkerAction> {
         let a = marker.anchor;
-        let path = self.object_path(a);
-        let anchor = match MappedObject::open_with(&path, a, Access::ReadWrite, Want::Exclusive) {
+        let anchor = match self.map_object(a, Access::ReadWrite, Want::Exclusive) {
             Err(StoreError::NoSuchObject(_)) => return Ok(MarkerAction::AnchorMissing),
             Err(e) => return Err(e),
             Ok(None) => {

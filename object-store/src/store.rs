@@ -2,6 +2,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use abi::id::ObjId;
 use abi::meta::ObjMeta;
@@ -12,6 +13,8 @@ use crate::format::{self, FORMAT_FILE};
 use crate::fsutil::{self, TEMP_PREFIX};
 use crate::keys::{KeyEntry, Keys, DEFAULT_KEY};
 use crate::lock::{LockMode, StoreLock};
+use crate::mapped::{Access, MappedObject, Want};
+use crate::mapping::{MapError, MapSync, Mapping};
 use crate::names::{self, NameEntry, Names};
 use crate::object::{self, derive_id, object_path, OBJ_EXT};
 
@@ -27,6 +30,10 @@ pub struct Store {
     names: Names,
     keys: Keys,
     created: bool,
+    /// Every mapping must be `MAP_SYNC` ([`Store::open_pmem`]).
+    pmem: bool,
+    /// The filesystem refused `MAP_SYNC` once: don't ask again (one syscall per open saved).
+    sync_refused: AtomicBool,
 }
 
 /// What [`Store::create`] makes.
@@ -85,7 +92,7 @@ impl Store {
             Err(e) => {
                 return Err(StoreError::Io {
                     path: root,
-                    source: e,
+                    error: e,
                 })
             }
         }
@@ -94,6 +101,8 @@ impl Store {
             keys: Keys::new(root.join(KEYS_DIR)),
             root,
             created: false,
+            pmem: false,
+            sync_refused: AtomicBool::new(false),
         };
         if !store.check_marker()? {
             // Checked before the lock file is made, so a foreign directory is left untouched.
@@ -106,6 +115,61 @@ impl Store {
             }
         }
         Ok(store)
+    }
+
+    /// Opens (creating on first use) a store that must live on persistent memory: a DAX
+    /// filesystem (`mount -o dax`) where every object mapping is `MAP_SHARED_VALIDATE |
+    /// MAP_SYNC`, so guests make stores durable with `clwb` + `sfence` and never ask the VMM to
+    /// `msync`. Fails with [`StoreError::NotPmem`] (and creates nothing) where the kernel
+    /// refuses `MAP_SYNC`.
+    pub fn open_pmem(dir: impl AsRef<Path>) -> Result<Store> {
+        let root = dir.as_ref();
+        let existed = root.exists();
+        if !existed {
+            fs::create_dir_all(root).map_err(StoreError::io(root))?;
+        }
+        if let Err(e) = probe_map_sync(root) {
+            if !existed {
+                let _ = fs::remove_dir(root);
+            }
+            return Err(e);
+        }
+        let mut store = Self::open(root)?;
+        store.pmem = true;
+        Ok(store)
+    }
+
+    /// True for a store opened with [`Store::open_pmem`]: every mapping is synchronous.
+    pub fn is_pmem(&self) -> bool {
+        self.pmem
+    }
+
+    /// How this store maps objects.
+    fn map_sync(&self) -> MapSync {
+        if self.pmem {
+            MapSync::Require
+        } else if self.sync_refused.load(Ordering::Relaxed) {
+            MapSync::Never
+        } else {
+            MapSync::Try
+        }
+    }
+
+    /// Opens and maps object `id` with this store's `MAP_SYNC` policy (no recovery).
+    pub(crate) fn map_object(
+        &self,
+        id: ObjId,
+        access: Access,
+        want: Want,
+    ) -> Result<Option<MappedObject>> {
+        let sync = self.map_sync();
+        let obj = MappedObject::open_with(&self.object_path(id), id, access, want, sync)?;
+        if let Some(o) = &obj {
+            if sync == MapSync::Try && o.is_writable() && !o.is_synchronous() {
+                self.sync_refused.store(true, Ordering::Relaxed);
+            }
+        }
+        Ok(obj)
     }
 
     /// Same as [`Store::open`]; named for callers that create a store on purpose.
@@ -124,7 +188,7 @@ impl Store {
         match fs::read(&path) {
             Ok(bytes) => format::check_marker(&self.root, &bytes).map(|()| true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(StoreError::Io { path, source: e }),
+            Err(e) => Err(StoreError::Io { path, error: e }),
         }
     }
 
@@ -222,19 +286,25 @@ impl Store {
                 });
             }
         }
-        let (nonce, id) = loop {
-            let nonce: [u8; 16] = fsutil::random_bytes().map_err(StoreError::io(&self.root))?;
-            let id = derive_id(&nonce, owner.as_bytes());
-            if !id.is_null() && !self.contains(id) {
-                break (nonce, id);
-            }
-        };
+        let (nonce, id) = self.new_identity(&owner)?;
         let meta = ObjMeta::new(id, nonce, owner.to_bytes(), now_ns());
         object::create_file(&self.objects_dir(), &meta)?;
         if let Some(n) = &opts.name {
             self.names.bind(n, id)?;
         }
         Ok(id)
+    }
+
+    /// A fresh nonce and the ID it derives for `owner`, not used in this store (reliable only
+    /// under the exclusive store lock; without it, a later check must repeat).
+    pub(crate) fn new_identity(&self, owner: &VerifyingKey) -> Result<([u8; 16], ObjId)> {
+        loop {
+            let nonce: [u8; 16] = fsutil::random_bytes().map_err(StoreError::io(&self.root))?;
+            let id = derive_id(&nonce, owner.as_bytes());
+            if !id.is_null() && !self.contains(id) {
+                return Ok((nonce, id));
+            }
+        }
     }
 
     /// Deletes object `id` and unbinds every name bound to it; returns those names. Works on
@@ -249,12 +319,18 @@ impl Store {
         for n in &names {
             self.names.unbind(n)?;
         }
+        self.remove_file_locked(id)?;
+        Ok(names)
+    }
+
+    /// Unlinks object `id`'s file durably; the caller holds the exclusive store lock.
+    pub(crate) fn remove_file_locked(&self, id: ObjId) -> Result<()> {
+        let path = self.object_path(id);
         let shard = path
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| self.objects_dir());
-        fsutil::remove_durably(&shard, &format!("{id}{OBJ_EXT}"))?;
-        Ok(names)
+        fsutil::remove_durably(&shard, &format!("{id}{OBJ_EXT}"))
     }
 
     /// Binds `name` to the existing object `id`.
@@ -347,8 +423,37 @@ impl Store {
     }
 }
 
+/// Fails with [`StoreError::NotPmem`] unless a file in `dir` can be mapped with `MAP_SYNC`.
+fn probe_map_sync(dir: &Path) -> Result<()> {
+    let tmp = fsutil::temp_path(dir)?;
+    let result = (|| {
+        let f = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(StoreError::io(&tmp))?;
+        f.set_len(abi::layout::PAGE_SIZE)
+            .map_err(StoreError::io(&tmp))?;
+        Mapping::new(&f, abi::layout::PAGE_SIZE as usize, true, MapSync::Require)
+            .map(drop)
+            .map_err(|e| match e {
+                MapError::SyncRefused(e) => StoreError::NotPmem {
+                    path: dir.to_path_buf(),
+                    reason: e.to_string(),
+                },
+                MapError::Io(e) => StoreError::Io {
+                    path: tmp.clone(),
+                    error: e,
+                },
+            })
+    })();
+    let _ = fs::remove_file(&tmp);
+    result
+}
+
 /// Nanoseconds since the Unix epoch (0 if the clock is before it).
-fn now_ns() -> u64 {
+pub(crate) fn now_ns() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))

@@ -315,3 +315,78 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn pmem_store_is_refused_without_map_sync_and_creates_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("pmem");
+    let e = object_store::Store::open_pmem(&dir).unwrap_err();
+    assert!(matches!(e, object_store::StoreError::NotPmem { .. }), "{e}");
+    assert!(e
+        .to_string()
+        .contains("is not on a DAX filesystem: MAP_SYNC is refused"));
+    assert!(!dir.exists());
+    let s = object_store::Store::open(&dir).unwrap();
+    assert!(!s.is_pmem());
+    let id = s.create(&object_store::CreateOptions::default()).unwrap();
+    let o = s.open_object(id, object_store::Access::ReadWrite).unwrap();
+    assert!(!o.is_synchronous(), "a page-cache file is msync-backed");
+    assert!(object_store::Store::open_pmem(&dir).is_err());
+}
+
+#[test]
+fn raw_objects_import_export_and_skip_allocator_checks() {
+    use object_store::{ImportOptions, MAX_RAW_LEN};
+    let (_d, s) = fresh();
+    let bytes: Vec<u8> = (0..70_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+    let label = Path::new("-");
+    let opts = ImportOptions::named("blob");
+    let done = s
+        .import_raw(&opts, &mut bytes.as_slice(), None, label)
+        .unwrap();
+    assert_eq!((done.len, done.replaced), (70_000, None));
+    let mut out = Vec::new();
+    assert_eq!(s.export_raw(done.id, &mut out).unwrap(), 70_000);
+    assert!(out == bytes);
+    assert_eq!(s.list_objects().unwrap()[0].kind, Some("raw"));
+
+    // A size known up front that does not fit fails before anything exists.
+    let e = s
+        .import_raw(
+            &ImportOptions::named("big"),
+            &mut &b""[..],
+            Some(MAX_RAW_LEN + 1),
+            label,
+        )
+        .unwrap_err();
+    assert!(matches!(e, StoreError::TooLarge { .. }), "{e}");
+    assert_eq!(s.list_objects().unwrap().len(), 1);
+    assert_eq!(s.lookup("big").unwrap(), None);
+
+    // Replacing rebinds the name and removes the old object.
+    let replace = ImportOptions {
+        replace: true,
+        ..ImportOptions::named("blob")
+    };
+    let again = s
+        .import_raw(&replace, &mut &b"v2"[..], None, label)
+        .unwrap();
+    assert_eq!(again.replaced, Some((done.id, true)));
+    assert!(!s.contains(done.id));
+    assert_eq!(s.resolve("blob").unwrap(), again.id);
+
+    // Allocator bytes in a raw object are not checked (it has no allocator); the same bytes in
+    // a structured object are.
+    let plain = s.create(&CreateOptions::default().named("plain")).unwrap();
+    for id in [again.id, plain] {
+        poke(
+            &s.object_path(id),
+            abi::layout::ALLOC_OFFSET,
+            &abi::palloc::ALLOC_MAGIC.to_le_bytes(),
+        );
+    }
+    assert!(object_problems(&s, again.id).is_empty());
+    assert!(!object_problems(&s, plain).is_empty());
+    let e = s.export_raw(plain, &mut Vec::new()).unwrap_err();
+    assert!(e.to_string().contains("structured object"), "{e}");
+}

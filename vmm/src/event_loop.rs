@@ -78,6 +78,8 @@ pub struct Shared {
     pub stop: Arc<AtomicBool>,
     /// Set when the stop came from the timeout.
     pub timed_out: Arc<AtomicBool>,
+    /// The object mapper (ring `FLUSH`), if the run has a store.
+    pub objects: Option<Arc<crate::objects::Objects>>,
 }
 
 /// Fields drop in order: the VM handle goes before the guest memory its memslot points at.
@@ -102,6 +104,7 @@ impl Service {
             mem: &s.mem,
             access: &s.access,
             console: &s.console,
+            objects: s.objects.as_deref(),
         };
         RingConsumer::set_need_wakeup(&s.mem, false);
         let mut last = Instant::now();

@@ -66,6 +66,22 @@ pub enum FaultKind {
         /// Whether it was a write.
         write: bool,
     },
+    /// A write to an object mapped read-only (a write exit on its read-only memslot).
+    ReadOnlyObject {
+        /// The object.
+        id: abi::id::ObjId,
+        /// The offset written inside it.
+        offset: u64,
+    },
+    /// A touch of an object-window slot with no object in it (never mapped, or evicted).
+    UnmappedSlot {
+        /// The slot.
+        slot: u64,
+        /// The address touched.
+        addr: u64,
+        /// Whether it was a write.
+        write: bool,
+    },
     /// `KVM_EXIT_SHUTDOWN`.
     TripleFault,
     /// `KVM_EXIT_INTERNAL_ERROR`.
@@ -140,6 +156,24 @@ pub fn page_fault_cause(code: u64) -> String {
     s
 }
 
+/// Names a faulting access to the object window, given what occupies the slot of `addr`
+/// (`lookup`). `None` when `addr` is outside the window or the access should have worked.
+pub fn object_fault(
+    addr: u64,
+    write: bool,
+    lookup: impl FnOnce(u64) -> Option<crate::objects::Occupant>,
+) -> Option<FaultKind> {
+    let slot = abi::memmap::slot_of(addr)?;
+    match lookup(slot) {
+        None => Some(FaultKind::UnmappedSlot { slot, addr, write }),
+        Some(o) if write && !o.writable => Some(FaultKind::ReadOnlyObject {
+            id: o.id,
+            offset: addr - abi::memmap::slot_addr(slot),
+        }),
+        Some(_) => None,
+    }
+}
+
 /// The one-line headline of a fault.
 pub fn headline(kind: &FaultKind) -> String {
     match kind {
@@ -170,6 +204,13 @@ pub fn headline(kind: &FaultKind) -> String {
         FaultKind::Unmapped { addr, write } => format!(
             "{} of unmapped guest memory at {addr:#018x}",
             if *write { "write" } else { "read" }
+        ),
+        FaultKind::ReadOnlyObject { id, offset } => {
+            format!("write to read-only object {id} at offset {offset:#x}")
+        }
+        FaultKind::UnmappedSlot { slot, addr, write } => format!(
+            "{} unmapped object slot {slot} at {addr:#x}",
+            if *write { "write to" } else { "access to" }
         ),
         FaultKind::TripleFault => "triple fault (the vCPU shut down)".into(),
         FaultKind::InternalError(sub) => format!("KVM internal error (suberror {sub})"),
@@ -216,6 +257,29 @@ pub fn format_regs(r: &kvm_regs) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn object_window_faults_name_the_object() {
+        use crate::objects::Occupant;
+        let at = abi::memmap::slot_addr(2) + 0x1234;
+        let id = abi::id::ObjId::from_u128(0xab);
+        let ro = Some(Occupant {
+            id,
+            writable: false,
+        });
+        let k = object_fault(at, true, |_| ro).unwrap();
+        assert_eq!(
+            headline(&k),
+            format!("write to read-only object {id} at offset 0x1234")
+        );
+        assert_eq!(object_fault(at, false, |_| ro), None, "reads are fine");
+        let k = object_fault(at, false, |_| None).unwrap();
+        assert_eq!(
+            headline(&k),
+            format!("access to unmapped object slot 2 at {at:#x}")
+        );
+        assert_eq!(object_fault(0x1000, true, |_| None), None, "not the window");
+    }
 
     #[test]
     fn headlines_name_the_fault() {

@@ -31,6 +31,7 @@ pub mod hostcall;
 pub mod images;
 pub mod loader;
 pub mod memory;
+pub mod objects;
 pub mod ring;
 pub mod run;
 pub mod stats;

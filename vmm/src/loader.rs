@@ -5,13 +5,14 @@
 //! copy: guest RAM is fresh anonymous memory, so the bytes past `p_filesz` are zero already.
 
 use abi::memmap::{IMAGE_BASE, IMAGE_LIMIT};
-use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+use linux_loader::elf::{
+    Elf64_Ehdr, Elf64_Phdr, EI_CLASS, EI_DATA, ELFCLASS64, ELFDATA2LSB, ELFMAG0, ELFMAG1, ELFMAG2,
+    ELFMAG3, EM_X86_64, ET_EXEC, PF_X, PT_INTERP, PT_LOAD,
+};
+use vm_memory::{ByteValued, Bytes, GuestAddress, GuestMemoryMmap};
 
-const PT_LOAD: u32 = 1;
-const PT_INTERP: u32 = 3;
-const PF_X: u32 = 1;
-const EHDR_SIZE: usize = 64;
-const PHDR_SIZE: usize = 56;
+const EHDR_SIZE: usize = std::mem::size_of::<Elf64_Ehdr>();
+const PHDR_SIZE: usize = std::mem::size_of::<Elf64_Phdr>();
 
 /// Why an image was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -102,42 +103,39 @@ pub struct Image {
     pub end: u64,
 }
 
-fn u16_at(b: &[u8], off: usize) -> u16 {
-    u16::from_le_bytes([b[off], b[off + 1]])
-}
-fn u32_at(b: &[u8], off: usize) -> u32 {
-    u32::from_le_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
-}
-fn u64_at(b: &[u8], off: usize) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[off..off + 8]);
-    u64::from_le_bytes(a)
+/// Copies a header out of `b` (which the caller checked is long enough; the file need not be
+/// aligned for `T`, so it is copied rather than borrowed). x86-64 hosts are little-endian, like
+/// the images accepted.
+fn header<T: ByteValued + Default>(b: &[u8]) -> T {
+    let mut h = T::default();
+    let n = std::mem::size_of::<T>();
+    h.as_mut_slice().copy_from_slice(&b[..n]);
+    h
 }
 
 /// Parses and validates `file` for a guest whose image must end at or below `limit`
 /// (guest RAM minus heap rounding, stack guard and stack).
 pub fn parse(file: &[u8], limit: u64) -> Result<Image, LoaderError> {
-    if file.len() < EHDR_SIZE || &file[..4] != b"\x7fELF" {
+    if file.len() < EHDR_SIZE || file[..4] != [ELFMAG0, ELFMAG1, ELFMAG2, ELFMAG3] {
         return Err(LoaderError::NotElf);
     }
-    if file[4] != 2 {
+    let ehdr: Elf64_Ehdr = header(file);
+    if ehdr.e_ident[EI_CLASS] != ELFCLASS64 {
         return Err(LoaderError::Not64Bit);
     }
-    if file[5] != 1 {
+    if ehdr.e_ident[EI_DATA] != ELFDATA2LSB {
         return Err(LoaderError::BigEndian);
     }
-    let e_type = u16_at(file, 16);
-    let machine = u16_at(file, 18);
-    if machine != 62 {
-        return Err(LoaderError::WrongMachine(machine));
+    if ehdr.e_machine != EM_X86_64 {
+        return Err(LoaderError::WrongMachine(ehdr.e_machine));
     }
-    if e_type != 2 {
-        return Err(LoaderError::NotExecutable(e_type));
+    if ehdr.e_type != ET_EXEC {
+        return Err(LoaderError::NotExecutable(ehdr.e_type));
     }
-    let entry = u64_at(file, 24);
-    let phoff = u64_at(file, 32);
-    let phentsize = usize::from(u16_at(file, 54));
-    let phnum = usize::from(u16_at(file, 56));
+    let entry = ehdr.e_entry;
+    let phoff = ehdr.e_phoff;
+    let phentsize = usize::from(ehdr.e_phentsize);
+    let phnum = usize::from(ehdr.e_phnum);
     if phnum > 0 && phentsize != PHDR_SIZE {
         return Err(LoaderError::BadProgramHeaders);
     }
@@ -150,12 +148,13 @@ pub fn parse(file: &[u8], limit: u64) -> Result<Image, LoaderError> {
 
     let mut segments = Vec::new();
     for (index, ph) in table.chunks_exact(PHDR_SIZE).enumerate() {
-        let p_type = u32_at(ph, 0);
+        let phdr: Elf64_Phdr = header(ph);
+        let p_type = phdr.p_type;
         if p_type == PT_INTERP {
             return Err(LoaderError::Dynamic);
         }
-        let (flags, offset, addr) = (u32_at(ph, 4), u64_at(ph, 8), u64_at(ph, 16));
-        let (filesz, memsz) = (u64_at(ph, 32), u64_at(ph, 40));
+        let (flags, offset, addr) = (phdr.p_flags, phdr.p_offset, phdr.p_vaddr);
+        let (filesz, memsz) = (phdr.p_filesz, phdr.p_memsz);
         if p_type != PT_LOAD || memsz == 0 {
             continue;
         }

@@ -48,6 +48,8 @@ pub struct RingEnv<'a> {
     pub access: &'a GuestAccess,
     /// Where output goes.
     pub console: &'a Console,
+    /// The object mapper, for `FLUSH` (`None`: the run has no store).
+    pub objects: Option<&'a crate::objects::Objects>,
 }
 
 fn load_u32(mem: &GuestMemoryMmap, off: u64) -> Option<u32> {
@@ -122,7 +124,11 @@ impl RingConsumer {
     /// `abi::ring::SQ_NEED_WAKEUP` in the `SQ_FLAGS` word.
     pub fn set_need_wakeup(mem: &GuestMemoryMmap, asleep: bool) {
         let flags = if asleep { abi::ring::SQ_NEED_WAKEUP } else { 0 };
-        let _ = mem.store(flags, GuestAddress(RING_ADDR + header::SQ_FLAGS), Ordering::SeqCst);
+        let _ = mem.store(
+            flags,
+            GuestAddress(RING_ADDR + header::SQ_FLAGS),
+            Ordering::SeqCst,
+        );
         std::sync::atomic::fence(Ordering::SeqCst);
     }
 
@@ -156,6 +162,12 @@ fn perform(env: &RingEnv<'_>, sqe: &[u8; 64]) -> (u64, i64) {
     let result = match opcode {
         op::NOP => args[0] as i64,
         op::WRITE => write(env, args[0], args[1], args[2]),
+        op::FLUSH => match env.objects {
+            Some(o) => o
+                .flush(args[0], args[1], args[2])
+                .map_or_else(|e| e, |()| 0),
+            None => -ENOSYS,
+        },
         _ => -ENOSYS,
     };
     (user_data, result)
@@ -207,6 +219,7 @@ mod tests {
                 mem: self.ram.mem(),
                 access: &self.access,
                 console: &self.console,
+                objects: None,
             }
         }
         fn submit(&self, index: u32, opcode: u32, user_data: u64, args: [u64; 6]) {
@@ -298,7 +311,10 @@ mod tests {
     fn need_wakeup_flag_is_published_in_the_header() {
         let f = Fixture::new();
         let m = f.ram.mem();
-        let flags = || m.read_obj::<u32>(GuestAddress(RING_ADDR + header::SQ_FLAGS)).unwrap();
+        let flags = || {
+            m.read_obj::<u32>(GuestAddress(RING_ADDR + header::SQ_FLAGS))
+                .unwrap()
+        };
         RingConsumer::set_need_wakeup(m, true);
         assert_eq!(flags(), abi::ring::SQ_NEED_WAKEUP);
         RingConsumer::set_need_wakeup(m, false);

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use abi::memmap::{DOORBELL_RING, DOORBELL_SYNC, FAULT_PORT, IMAGE_BASE};
+use abi::memmap::{DOORBELL_RING, DOORBELL_SYNC, FAULT_PORT, IMAGE_BASE, OBJ_WINDOW_BASE};
 use kvm_bindings::kvm_regs;
 use kvm_ioctls::{Kvm, VcpuExit};
 
@@ -34,6 +34,7 @@ use crate::hostcall::console::Console;
 use crate::hostcall::{Action, HostCalls, PanicReport};
 use crate::loader::{self, LoaderError};
 use crate::memory::{GuestRam, MemoryError};
+use crate::objects::{Objects, WindowAccess};
 use crate::ring::RingConsumer;
 use crate::stats::Stats;
 use crate::vstate::vcpu::{Vcpu, VcpuError};
@@ -51,8 +52,8 @@ pub enum RunError {
     #[error(transparent)]
     Memory(#[from] MemoryError),
     /// Bad image.
-    #[error("{name}: {source}")]
-    Loader { name: String, source: LoaderError },
+    #[error("{name}: {error}")]
+    Loader { name: String, error: LoaderError },
     /// Boot data.
     #[error(transparent)]
     Boot(#[from] BootError),
@@ -68,6 +69,9 @@ pub enum RunError {
     /// Event loop.
     #[error(transparent)]
     EventLoop(#[from] EventLoopError),
+    /// The object store could not be opened.
+    #[error("cannot open the object store: {0}")]
+    Store(#[from] object_store::StoreError),
     /// `KVM_RUN` itself failed.
     #[error("KVM_RUN failed: {0}")]
     KvmRun(kvm_ioctls::Error),
@@ -87,6 +91,11 @@ pub struct RunConfig {
     pub stats: bool,
     /// Console streams.
     pub console: Arc<Console>,
+    /// The object store directory (opened, or created, at start); `None`: object calls fail
+    /// with `-ENOSYS`.
+    pub store: Option<std::path::PathBuf>,
+    /// Object-window slots the guest may use at once (least recently mapped evicted beyond).
+    pub slots: u32,
 }
 
 impl RunConfig {
@@ -99,6 +108,8 @@ impl RunConfig {
             timeout: None,
             stats: false,
             console,
+            store: None,
+            slots: crate::objects::DEFAULT_SLOTS,
         }
     }
 }
@@ -143,7 +154,12 @@ impl RunOutcome {
 enum Exit {
     Hostcall([u8; 8], usize),
     Doorbell,
-    Mmio { addr: u64, write: bool },
+    /// A touch of an object chunk without a memslot, now backed and the access completed.
+    ChunkBacked,
+    Mmio {
+        addr: u64,
+        write: bool,
+    },
     Fault(u8),
     Shutdown,
     Internal,
@@ -152,7 +168,10 @@ enum Exit {
     Other(String),
 }
 
-fn classify(exit: VcpuExit<'_>) -> Exit {
+fn classify(exit: VcpuExit<'_>, objects: Option<&Objects>) -> Exit {
+    let backed = |addr: u64, access: WindowAccess<'_>| {
+        addr >= OBJ_WINDOW_BASE && objects.is_some_and(|o| o.back_on_demand(addr, access))
+    };
     match exit {
         VcpuExit::MmioWrite(addr, data) if addr == DOORBELL_SYNC => {
             let mut buf = [0u8; 8];
@@ -161,8 +180,14 @@ fn classify(exit: VcpuExit<'_>) -> Exit {
             Exit::Hostcall(buf, data.len())
         }
         VcpuExit::MmioWrite(DOORBELL_RING, _) => Exit::Doorbell,
+        VcpuExit::MmioWrite(addr, data) if backed(addr, WindowAccess::Write(data)) => {
+            Exit::ChunkBacked
+        }
         VcpuExit::MmioWrite(addr, _) => Exit::Mmio { addr, write: true },
         VcpuExit::MmioRead(addr, data) => {
+            if backed(addr, WindowAccess::Read(&mut *data)) {
+                return Exit::ChunkBacked;
+            }
             data.fill(0);
             Exit::Mmio { addr, write: false }
         }
@@ -179,6 +204,7 @@ fn exit_kind(e: &Exit) -> &'static str {
     match e {
         Exit::Hostcall(..) => "hostcall",
         Exit::Doorbell => "doorbell",
+        Exit::ChunkBacked => "chunk-fault",
         Exit::Mmio { .. } => "mmio",
         Exit::Fault(_) => "exception",
         Exit::Shutdown => "shutdown",
@@ -194,10 +220,10 @@ pub fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     let start = Instant::now();
     crate::memory::validate_mem_size(config.mem_size)?;
     let plan = RamPlan::new(config.mem_size)?;
-    let image = loader::parse(&config.image.bytes, plan.image_limit()).map_err(|source| {
+    let image = loader::parse(&config.image.bytes, plan.image_limit()).map_err(|error| {
         RunError::Loader {
             name: config.image.name.clone(),
-            source,
+            error,
         }
     })?;
     let mut argv = vec![config.image.name.clone()];
@@ -209,11 +235,20 @@ pub fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     let kvm = Kvm::new().map_err(|e| RunError::Vm(VmError::OpenKvm(e)))?;
     let mut vm = Vm::new(&kvm)?;
     let mem = ram.mem();
+    let objects = match &config.store {
+        Some(dir) => Some(Arc::new(Objects::new(
+            object_store::Store::open(dir)?,
+            vm.shared_fd(),
+            mem.clone(),
+            config.slots,
+        ))),
+        None => None,
+    };
     let cr3 = arch::paging::build(mem, config.mem_size, plan.guard())?;
     arch::descriptors::build(mem)?;
-    loader::load(mem, &config.image.bytes, &image).map_err(|source| RunError::Loader {
+    loader::load(mem, &config.image.bytes, &image).map_err(|error| RunError::Loader {
         name: config.image.name.clone(),
-        source,
+        error,
     })?;
 
     let mut vcpu = Vcpu::new(&kvm, vm.fd(), image.entry, plan.stack_top, cr3)?;
@@ -235,6 +270,7 @@ pub fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         ring: Arc::new(Mutex::new(RingConsumer::default())),
         stop: Arc::new(AtomicBool::new(false)),
         timed_out: Arc::new(AtomicBool::new(false)),
+        objects: objects.clone(),
     };
     let event_loop = EventLoop::spawn(shared.clone(), vm.shared_fd(), config.timeout)?;
     vm.add_ram(&ram, config.stats)?;
@@ -250,7 +286,9 @@ pub fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         &shared.ring,
         &shared.stop,
     );
+    calls.objects = objects.as_deref();
     let machine = Machine {
+        objects: objects.as_deref(),
         mem,
         access: &shared.access,
         plan: &plan,
@@ -262,7 +300,7 @@ pub fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         }
         let t0 = Instant::now();
         let exit = match vcpu.run() {
-            Ok(e) => classify(e),
+            Ok(e) => classify(e, objects.as_deref()),
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => Exit::Interrupted,
             Err(e) => break Err(RunError::KvmRun(e)),
         };
@@ -280,13 +318,18 @@ pub fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
                 }
                 Action::Panic(p) => break Ok(machine.panicked(&vcpu, p)),
             },
-            Exit::Interrupted => continue,
+            Exit::Interrupted | Exit::ChunkBacked => continue,
+            // An instruction KVM cannot emulate touched a chunk without a memslot (its address
+            // is not reported): back every chunk and run the instruction again natively.
+            Exit::Internal if objects.as_deref().is_some_and(Objects::back_everything) => continue,
             Exit::Doorbell => {
                 // The doorbell is not an ioeventfd yet (see `event_loop`): serve the ring here.
                 calls.drain_ring();
                 continue;
             }
-            Exit::Mmio { addr, write } => FaultKind::Unmapped { addr, write },
+            Exit::Mmio { addr, write } => machine
+                .object_fault(addr, write)
+                .unwrap_or(FaultKind::Unmapped { addr, write }),
             Exit::Fault(vector) => {
                 break Ok(machine.exception(&vcpu, vector));
             }
@@ -308,6 +351,7 @@ pub fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         stats.pages_resident = ram.resident_pages();
         stats.vmm_rss_kib = crate::stats::vmm_rss_kib();
         stats.total_time = start.elapsed();
+        stats.objects = objects.as_ref().map(|o| o.stats());
         outcome.stats = Some(stats);
     }
     drop(vcpu);
@@ -318,12 +362,20 @@ pub fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
 /// What fault reports need to read the machine.
 struct Machine<'a> {
     mem: &'a vm_memory::GuestMemoryMmap,
+    objects: Option<&'a Objects>,
     access: &'a GuestAccess,
     plan: &'a RamPlan,
     image: &'a GuestImage,
 }
 
 impl Machine<'_> {
+    /// Names an access to the object window that faulted.
+    fn object_fault(&self, addr: u64, write: bool) -> Option<FaultKind> {
+        fault::object_fault(addr, write, |slot| {
+            self.objects.and_then(|o| o.occupant(slot))
+        })
+    }
+
     fn backtrace(&self, regs: &kvm_regs) -> String {
         let pcs = backtrace::walk(self.mem, self.access, regs.rip, regs.rbp);
         backtrace::render(&pcs, &backtrace::symbolize(self.image, &pcs))
@@ -389,8 +441,14 @@ impl Machine<'_> {
             (regs.rax, regs.rip, regs.rsp, regs.rflags) = (f.rax, f.rip, f.rsp, f.rflags);
         }
         let error_code = frame.and_then(|f| f.error_code);
+        let pf_write = error_code.is_some_and(|c| c & 2 != 0);
         let kind = if vector == 14 && self.plan.guard().contains(&cr2) {
             FaultKind::StackOverflow { addr: cr2 }
+        } else if let Some(k) = (vector == 14)
+            .then(|| self.object_fault(cr2, pf_write))
+            .flatten()
+        {
+            k
         } else {
             FaultKind::Exception {
                 vector,

@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::ring::RingStats;
 
 /// Names of host calls by number, for the report.
-const CALL_NAMES: [&str; 9] = [
+const CALL_NAMES: [&str; crate::hostcall::CALL_BUCKETS] = [
     "(0)",
     "exit",
     "write",
@@ -20,6 +20,12 @@ const CALL_NAMES: [&str; 9] = [
     "panic",
     "ring_wait",
     "nop",
+    "obj_create",
+    "obj_lookup",
+    "obj_bind",
+    "obj_map",
+    "obj_unmap",
+    "obj_flush",
     "unknown",
 ];
 
@@ -28,8 +34,8 @@ const CALL_NAMES: [&str; 9] = [
 pub struct Stats {
     /// VM exits by kind.
     pub exits: BTreeMap<&'static str, u64>,
-    /// Synchronous host calls by number (index 8: unknown numbers).
-    pub hostcalls: [u64; 9],
+    /// Synchronous host calls by number (last index: unknown numbers).
+    pub hostcalls: [u64; crate::hostcall::CALL_BUCKETS],
     /// Doorbell writes dropped (block misaligned or outside user memory).
     pub hostcalls_dropped: u64,
     /// Ring counters.
@@ -46,6 +52,8 @@ pub struct Stats {
     pub vmm_rss_kib: Option<u64>,
     /// Guest RAM size.
     pub mem_size: u64,
+    /// Object mapper counters (runs with a store).
+    pub objects: Option<crate::objects::ObjectStats>,
 }
 
 impl Stats {
@@ -105,6 +113,14 @@ impl fmt::Display for Stats {
                 "  vmm rss: {rss} KiB, of which guest RAM {} KiB: {} KiB beyond guest memory",
                 guest * 4,
                 rss.saturating_sub(guest * 4)
+            )?;
+        }
+        if let Some(o) = &self.objects {
+            writeln!(
+                f,
+                "  objects: {} mapped, {} map calls, {} placed in a slot, {} evictions, {} flushes, \
+                 {} memslots, {} chunk faults",
+                o.objects, o.map_calls, o.installs, o.evictions, o.flushes, o.memslots, o.chunk_faults
             )?;
         }
         Ok(())

@@ -61,13 +61,32 @@ pub unsafe extern "C" fn memset(dst: *mut u8, c: i32, n: usize) -> *mut u8 {
     dst
 }
 
-/// Compares `n` bytes; negative, zero or positive like C's `memcmp`.
+/// Compares `n` bytes; negative, zero or positive like C's `memcmp`. Eight bytes at a time: SQLite
+/// compares keys and records with it constantly.
 ///
 /// # Safety
 /// Both pointers must be readable for `n` bytes.
 #[cfg_attr(feature = "export", no_mangle)]
 pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
     let mut i = 0;
+    while i + 8 <= n {
+        // SAFETY: `i + 8 <= n`, inside both ranges the caller vouched for; unaligned reads.
+        let (x, y) = unsafe {
+            (
+                a.add(i).cast::<u64>().read_unaligned(),
+                b.add(i).cast::<u64>().read_unaligned(),
+            )
+        };
+        if x != y {
+            // Read big-endian, the first differing byte is the most significant one.
+            return if u64::from_be(x) < u64::from_be(y) {
+                -1
+            } else {
+                1
+            };
+        }
+        i += 8;
+    }
     while i < n {
         // SAFETY: `i < n`, inside both ranges the caller vouched for.
         let (x, y) = unsafe { (*a.add(i), *b.add(i)) };
@@ -133,6 +152,25 @@ mod tests {
         // SAFETY: both ranges are inside the array.
         unsafe { memmove(p, p.add(3), 10) };
         assert_eq!(&buf[..10], &[3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    }
+
+    #[test]
+    fn compare_agrees_with_slices_at_every_position() {
+        let base: [u8; 40] = core::array::from_fn(|i| (i * 7) as u8);
+        for len in 0..40 {
+            for at in 0..len {
+                for delta in [1u8, 0x80, 0xff] {
+                    let mut other = base;
+                    other[at] = other[at].wrapping_add(delta);
+                    // SAFETY: both arrays hold at least `len` bytes.
+                    let got = unsafe { memcmp(base.as_ptr(), other.as_ptr(), len) };
+                    let want = base[..len].cmp(&other[..len]) as i32;
+                    assert_eq!(got.signum(), want, "len {len}, differs at {at} by {delta}");
+                }
+            }
+            // SAFETY: as above.
+            assert_eq!(unsafe { memcmp(base.as_ptr(), base.as_ptr(), len) }, 0);
+        }
     }
 
     #[test]

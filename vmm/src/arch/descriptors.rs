@@ -89,7 +89,7 @@ pub const fn stub(vector: u8) -> [u8; STUB_SIZE as usize] {
 pub fn build(mem: &GuestMemoryMmap) -> Result<(), ArchError> {
     let w = |what: &'static str, bytes: &[u8], at: u64| {
         mem.write_slice(bytes, GuestAddress(at))
-            .map_err(|source| ArchError::Write { what, source })
+            .map_err(|error| ArchError::Write { what, error })
     };
     let gdt: Vec<u8> = gdt().iter().flat_map(|e| e.to_le_bytes()).collect();
     w("GDT", &gdt, GDT)?;

@@ -13,8 +13,13 @@
 //!  0x10_8000  fault stubs (8 bytes each)       supervisor, executable, read-only
 //!  0x10_9000  CPL0 stack (TSS rsp0), 16 KiB    exception frames land here
 //!  0x10_D000  #DF stack (TSS IST1), 12 KiB
-//!  0x11_0000  PDs for guest RAM, one 4 KiB PD per GiB, up to SYS_END
+//!  0x11_0000  PDs for guest RAM, one 4 KiB PD per GiB (112 GiB)
+//!  0x18_0000  PDPT for the object window (slots 0..511 at OBJ_WINDOW_BASE)
+//!  0x18_1000  object PD pool: PD `i` maps slot `i` (2 MiB pages), up to SYS_END
 //! ```
+//! Slot `i` always uses pool PD `i`, so the guest's tables only ever switch a slot between
+//! "absent" and one fixed shape: the shadow MMU's cached upper levels stay true, and KVM zaps the
+//! leaves when the slot's memslot is deleted (see `crate::objects::window`).
 
 use abi::memmap::{SYS_BASE, SYS_END};
 
@@ -48,8 +53,14 @@ pub const KSTACK_TOP: u64 = SYS_BASE + 0xD000;
 pub const DF_STACK_TOP: u64 = SYS_BASE + 0x10000;
 /// First page directory for guest RAM.
 pub const PD_RAM: u64 = SYS_BASE + 0x10000;
+/// PDPT covering the object window's first 512 slots.
+pub const PDPT_OBJ: u64 = SYS_BASE + 0x80000;
+/// First page directory of the object PD pool.
+pub const OBJ_PD_POOL: u64 = PDPT_OBJ + 0x1000;
+/// Page directories in the pool: the largest slot budget a run may have.
+pub const OBJ_PD_COUNT: u64 = (SYS_END - OBJ_PD_POOL) / 0x1000;
 /// Number of RAM page directories the system area has room for.
-pub const PD_RAM_COUNT: u64 = (SYS_END - PD_RAM) / 0x1000;
+pub const PD_RAM_COUNT: u64 = (PDPT_OBJ - PD_RAM) / 0x1000;
 /// Guest RAM the page tables can map (1 GiB per page directory).
 pub const MAX_MAPPABLE_RAM: u64 = PD_RAM_COUNT << 30;
 
@@ -72,3 +83,4 @@ pub const IDT_ENTRIES: u64 = 32;
 
 const _: () = assert!(DF_STACK_TOP <= PD_RAM);
 const _: () = assert!(TSS + TSS_SIZE <= IDT);
+const _: () = assert!(OBJ_PD_COUNT >= 64 && OBJ_PD_COUNT <= 512);

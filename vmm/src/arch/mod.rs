@@ -10,9 +10,9 @@ pub mod paging;
 #[derive(Debug, thiserror::Error)]
 pub enum ArchError {
     /// A write into the system area failed (guest RAM smaller than the system area?).
-    #[error("cannot write the {what} into guest memory: {source}")]
+    #[error("cannot write the {what} into guest memory: {error}")]
     Write {
         what: &'static str,
-        source: vm_memory::GuestMemoryError,
+        error: vm_memory::GuestMemoryError,
     },
 }

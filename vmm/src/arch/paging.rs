@@ -4,19 +4,20 @@
 //! boot info and arguments user read-only, host-call block and ring user read/write, system area
 //! supervisor-only). The rest of RAM uses 2 MiB user pages, the fastest mapping under PVM, except
 //! the unmapped guard below the stack. The two doorbell pages are mapped user read/write with no
-//! memslot behind them, so a store to them exits (or signals an ioeventfd). The object window is
-//! left unmapped for now.
+//! memslot behind them, so a store to them exits (or signals an ioeventfd). The object window's
+//! PDPT starts empty; `crate::objects::window` fills a slot's entries when an object is mapped.
 
 use std::ops::Range;
 
 use abi::memmap::{
     ARGS_ADDR, ARGS_SIZE, BOOT_INFO_ADDR, DOORBELL_RING, DOORBELL_SYNC, HOSTCALL_BLOCK_ADDR,
-    LARGE_PAGE_SIZE, MMIO_BASE, PAGE_SIZE, RING_ADDR, RING_SIZE, SYS_BASE, SYS_END,
+    LARGE_PAGE_SIZE, MMIO_BASE, OBJ_WINDOW_BASE, PAGE_SIZE, RING_ADDR, RING_SIZE, SYS_BASE,
+    SYS_END,
 };
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 use super::layout::{
-    MAX_MAPPABLE_RAM, PDPT_MMIO, PDPT_RAM, PD_MMIO, PD_RAM, PML4, PT_LOW, PT_MMIO, STUBS,
+    MAX_MAPPABLE_RAM, PDPT_MMIO, PDPT_OBJ, PDPT_RAM, PD_MMIO, PD_RAM, PML4, PT_LOW, PT_MMIO, STUBS,
 };
 use super::ArchError;
 
@@ -67,9 +68,9 @@ pub fn large_page_entry(addr: u64, mem_size: u64, guard: &Range<u64>) -> u64 {
 fn write_table(mem: &GuestMemoryMmap, at: u64, entries: &[u64]) -> Result<(), ArchError> {
     let bytes: Vec<u8> = entries.iter().flat_map(|e| e.to_le_bytes()).collect();
     mem.write_slice(&bytes, GuestAddress(at))
-        .map_err(|source| ArchError::Write {
+        .map_err(|error| ArchError::Write {
             what: "page tables",
-            source,
+            error,
         })
 }
 
@@ -80,6 +81,7 @@ pub fn build(mem: &GuestMemoryMmap, mem_size: u64, guard: Range<u64>) -> Result<
     let mut pml4 = [0u64; 512];
     pml4[0] = table_entry(PDPT_RAM);
     pml4[(MMIO_BASE >> 39) as usize & 511] = table_entry(PDPT_MMIO);
+    pml4[(OBJ_WINDOW_BASE >> 39) as usize & 511] = table_entry(PDPT_OBJ);
     write_table(mem, PML4, &pml4)?;
 
     let gigs = mem_size.div_ceil(1 << 30);

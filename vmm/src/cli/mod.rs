@@ -23,22 +23,34 @@ pub struct Cli {
 #[derive(clap::Args, Debug, Clone)]
 pub struct Globals {
     /// The object store directory (default: $TWZ_STORE, else a per-user data directory).
-    #[arg(long, global = true, env = "TWZ_STORE", value_name = "DIR")]
+    // $TWZ_STORE is read by `store_dir`, not by clap: an environment value would conflict
+    // with --pmem.
+    #[arg(long, global = true, value_name = "DIR")]
     pub store: Option<PathBuf>,
+    /// A store on persistent memory (a DAX filesystem, `mount -o dax`): every object is mapped
+    /// MAP_SYNC, or the command fails.
+    #[arg(long, global = true, value_name = "DIR", conflicts_with = "store")]
+    pub pmem: Option<PathBuf>,
 }
 
 impl Globals {
     /// The store directory this invocation uses.
     pub fn store_dir(&self) -> PathBuf {
-        self.store
+        self.pmem
             .clone()
+            .or_else(|| self.store.clone())
+            .or_else(|| {
+                std::env::var_os("TWZ_STORE")
+                    .filter(|v| !v.is_empty())
+                    .map(PathBuf::from)
+            })
             .unwrap_or_else(object_store::default_store_dir)
     }
 }
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run a guest: a built-in example by name (hello, echo, kvs, ...) or an ELF file.
+    /// Run a guest: a built-in image by name (hello, echo, ...) or a guest ELF file.
     Run(run::RunArgs),
     /// Inspect and manage objects.
     #[command(subcommand)]

@@ -1,12 +1,13 @@
-//! `twz-vmm obj ...`: list, inspect, dump, create, write, link and remove objects on the host,
-//! without running a guest.
+//! `twz-vmm obj ...`: list, inspect, dump, create, write, link, remove, import and export
+//! objects on the host, without running a guest.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context};
 use object_store::{
-    Access, CreateOptions, FotRow, MarkerAction, ObjectInfo, ObjectReport, RecoveryReport, Store,
+    Access, CreateOptions, FotRow, ImportOptions, Imported, MarkerAction, ObjectInfo, ObjectReport,
+    RecoveryReport, Store,
 };
 
 use super::Globals;
@@ -68,6 +69,28 @@ pub enum ObjCommand {
         offset: u64,
         /// The file to copy in.
         file: PathBuf,
+    },
+    /// Write a raw (byte-stream) object's bytes to FILE, such as a SQLite database the guest
+    /// made; `-` writes to stdout. FILE is replaced atomically.
+    Export {
+        /// Object ID or name.
+        obj: String,
+        /// Destination file, or `-`.
+        file: PathBuf,
+    },
+    /// Create a raw (byte-stream) object bound to NAME holding FILE's bytes (`-`: stdin);
+    /// prints its ID.
+    Import {
+        /// Name to bind.
+        name: String,
+        /// Source file, or `-`.
+        file: PathBuf,
+        /// Rebind NAME if it is bound, then remove the object it named.
+        #[arg(long)]
+        replace: bool,
+        /// Owner key.
+        #[arg(long, default_value = object_store::DEFAULT_KEY)]
+        key: String,
     },
     /// Roll back an unfinished transaction in the object (and in the object whose transaction
     /// touched it); refuses while another process has it open for writing.
@@ -161,6 +184,26 @@ pub fn exec(globals: &Globals, cmd: ObjCommand) -> anyhow::Result<u8> {
             o.flush(abi::layout::META_OFFSET, abi::layout::PAGE_SIZE)?;
             println!("wrote {} bytes at {offset:#x} of object {id}", data.len());
         }
+        ObjCommand::Export { obj, file } => {
+            let id = store.resolve(&obj)?;
+            if file.as_os_str() == "-" {
+                store.export_raw(id, &mut std::io::stdout().lock())?;
+            } else {
+                let n = store.export_raw_file(id, &file)?;
+                eprintln!("exported {n} bytes of object {id} to {}", file.display());
+            }
+        }
+        ObjCommand::Import {
+            name,
+            file,
+            replace,
+            key,
+        } => {
+            let opts = ImportOptions { name, key, replace };
+            let done = store.import_raw_file(&opts, &file)?;
+            println!("{}", done.id);
+            eprintln!("{}", import_text(&opts.name, &done));
+        }
         ObjCommand::Recover { obj, json } => {
             let report = store.recover(store.resolve(&obj)?)?;
             if json {
@@ -205,7 +248,10 @@ pub fn exec(globals: &Globals, cmd: ObjCommand) -> anyhow::Result<u8> {
 
 /// Opens (creating on first use) the store the command line selects.
 pub(super) fn open_store(globals: &Globals) -> anyhow::Result<Store> {
-    Ok(Store::open(globals.store_dir())?)
+    Ok(match &globals.pmem {
+        Some(dir) => Store::open_pmem(dir)?,
+        None => Store::open(globals.store_dir())?,
+    })
 }
 
 /// Fails with one line naming the object and its first problem when there are any.
@@ -218,6 +264,27 @@ fn integrity_verdict(id: &str, problems: &[String]) -> anyhow::Result<()> {
             rest.len()
         ),
     }
+}
+
+/// One line saying what an import made and what it replaced.
+fn import_text(name: &str, done: &Imported) -> String {
+    let mut s = format!(
+        "imported {} bytes as raw object {} named {name:?}",
+        done.len, done.id
+    );
+    match done.replaced {
+        Some((old, true)) => {
+            let _ = write!(s, "; removed the object it replaced, {old}");
+        }
+        Some((old, false)) => {
+            let _ = write!(
+                s,
+                "; kept the object it replaced, {old}, which other names still refer to"
+            );
+        }
+        None => {}
+    }
+    s
 }
 
 /// One line saying what recovery did to an object.
@@ -297,6 +364,7 @@ fn ls_table(list: &[ObjectInfo]) -> String {
                     i.names.join(",")
                 },
                 i.size_in_use.map(human_size).unwrap_or_else(|| "-".into()),
+                i.kind.unwrap_or("-").into(),
                 owner(i),
                 i.created_ns.map(utc_time).unwrap_or_else(|| "-".into()),
                 i.problem
@@ -307,7 +375,7 @@ fn ls_table(list: &[ObjectInfo]) -> String {
         })
         .collect();
     table(
-        &["ID", "NAMES", "SIZE", "OWNER", "CREATED", "STATUS"],
+        &["ID", "NAMES", "SIZE", "KIND", "OWNER", "CREATED", "STATUS"],
         &rows,
     )
 }
@@ -342,6 +410,7 @@ fn show_text(r: &ObjectReport) -> String {
     let _ = writeln!(s, "object      {}", r.info.id);
     let _ = writeln!(s, "names       {names}");
     let _ = writeln!(s, "file        {}", r.path);
+    let _ = writeln!(s, "kind        {}", r.info.kind.unwrap_or("-"));
     let _ = writeln!(s, "owner key   {}{key_name}", h.owner_key);
     let _ = writeln!(s, "created     {}", utc_time(h.created_ns));
     let _ = writeln!(
@@ -369,6 +438,7 @@ fn show_text(r: &ObjectReport) -> String {
         }
     }
     let _ = writeln!(s, "log         {}", r.log.summary());
+    let _ = writeln!(s, "allocator   {}", r.heap.summary());
     if r.problems.is_empty() {
         let _ = writeln!(s, "integrity   ok");
     } else {

@@ -1,4 +1,7 @@
-//! `twz-vmm run <NAME|IMAGE.elf> [--mem SIZE] [--timeout SECS] [--stats] [-- ARGS...]`.
+//! `twz-vmm run <NAME|IMAGE.elf> [--mem SIZE] [--timeout SECS] [--stats] [--slots N] [-- ARGS...]`.
+//!
+//! The run opens the object store (`--store`, `$TWZ_STORE` or the default; created on first
+//! use) so the guest can create, name and map objects.
 //!
 //! A name without `/` that is not an existing file is looked up among the built-in images. The
 //! guest's exit status becomes the process status (101 after a guest panic, 139 after a fault,
@@ -31,6 +34,11 @@ pub struct RunArgs {
     /// Print exits, host calls, ring use, time in guest vs VMM and pages touched to stderr.
     #[arg(long)]
     pub stats: bool,
+    /// Object-window slots the guest may have mapped at once; beyond, the least recently
+    /// mapped object is unmapped (at most 127).
+    #[arg(long, value_name = "N", default_value_t = twz_vmm::objects::DEFAULT_SLOTS,
+          value_parser = clap::value_parser!(u32).range(1..=twz_vmm::arch::layout::OBJ_PD_COUNT as i64))]
+    pub slots: u32,
     /// Arguments for the guest (after `--`).
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<String>,
@@ -75,7 +83,7 @@ fn resolve(image: &str) -> anyhow::Result<GuestImage> {
 }
 
 /// Runs a guest and returns the process exit status.
-pub fn exec(_globals: &Globals, args: RunArgs) -> anyhow::Result<u8> {
+pub fn exec(globals: &Globals, args: RunArgs) -> anyhow::Result<u8> {
     let image = resolve(&args.image)?;
     let config = RunConfig {
         image,
@@ -84,6 +92,8 @@ pub fn exec(_globals: &Globals, args: RunArgs) -> anyhow::Result<u8> {
         timeout: args.timeout,
         stats: args.stats,
         console: Arc::new(Console::Std),
+        store: Some(globals.store_dir()),
+        slots: args.slots,
     };
     let outcome = run(config).context("cannot run the guest")?;
     if let Some(report) = &outcome.report {

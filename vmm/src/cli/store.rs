@@ -1,7 +1,7 @@
 //! `twz-vmm store ...` (create and check the store) and `twz-vmm key ...` (signing keys).
 
 use anyhow::bail;
-use object_store::{FsckReport, Store};
+use object_store::FsckReport;
 use serde::Serialize;
 
 use super::obj::{open_store, table};
@@ -63,16 +63,21 @@ pub fn exec(globals: &Globals, cmd: StoreCommand) -> anyhow::Result<u8> {
     let dir = globals.store_dir();
     match cmd {
         StoreCommand::Init => {
-            let store = Store::init(&dir)?;
+            let store = open_store(globals)?;
             let what = if store.was_created() {
                 "created store"
             } else {
                 "store already initialised"
             };
             println!(
-                "{what}: {} (format version {})",
+                "{what}: {} (format version {}{})",
                 store.root().display(),
-                object_store::STORE_VERSION
+                object_store::STORE_VERSION,
+                if store.is_pmem() {
+                    ", persistent memory: MAP_SYNC"
+                } else {
+                    ""
+                }
             );
         }
         StoreCommand::Recover { json } => {

@@ -12,6 +12,7 @@
 
 pub mod access;
 pub mod console;
+pub mod objects;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
@@ -24,6 +25,8 @@ use crate::ring::{self, RingConsumer, RingEnv};
 use access::GuestAccess;
 use console::Console;
 
+/// Buckets of [`HostCalls::counts`]: one per call number, the last for unknown numbers.
+pub const CALL_BUCKETS: usize = 15;
 /// Largest chunk `RANDOM` fills per call.
 pub const MAX_RANDOM: u64 = 4096;
 /// Largest panic message or file name shown.
@@ -74,8 +77,10 @@ pub struct HostCalls<'a> {
     pub ring: &'a Mutex<RingConsumer>,
     /// Set when the run is being stopped (unblocks a stdin read).
     pub stop: &'a AtomicBool,
+    /// The object mapper, if the run has a store.
+    pub objects: Option<&'a crate::objects::Objects>,
     /// Calls by number (index = nr, last bucket = unknown).
-    pub counts: [u64; 9],
+    pub counts: [u64; CALL_BUCKETS],
     /// Doorbell writes whose block could not be used.
     pub dropped: u64,
 }
@@ -95,7 +100,8 @@ impl<'a> HostCalls<'a> {
             console,
             ring,
             stop,
-            counts: [0; 9],
+            objects: None,
+            counts: [0; CALL_BUCKETS],
             dropped: 0,
         }
     }
@@ -111,7 +117,8 @@ impl<'a> HostCalls<'a> {
             self.dropped += 1;
             return Action::Continue;
         };
-        self.counts[usize::try_from(req.nr).unwrap_or(8).min(8)] += 1;
+        let last = CALL_BUCKETS - 1;
+        self.counts[usize::try_from(req.nr).unwrap_or(last).min(last)] += 1;
         let ret = match req.nr {
             nr::EXIT => {
                 self.drain_ring();
@@ -127,6 +134,7 @@ impl<'a> HostCalls<'a> {
                     mem: self.mem,
                     access: self.access,
                     console: self.console,
+                    objects: self.objects,
                 };
                 ring::write(&env, req.args[0], req.args[1], req.args[2])
             }
@@ -139,6 +147,14 @@ impl<'a> HostCalls<'a> {
                     .map_or(0, |r| i64::from(r.available(self.mem)))
             }
             nr::NOP => req.args[0] as i64,
+            nr::OBJ_CREATE..=nr::OBJ_FLUSH => {
+                let calls = objects::ObjectCalls {
+                    mem: self.mem,
+                    access: self.access,
+                    objects: self.objects,
+                };
+                calls.call(req.nr, &req.args)
+            }
             _ => -ENOSYS,
         };
         // read_block checked that the block is user-writable.
@@ -171,6 +187,7 @@ impl<'a> HostCalls<'a> {
                 mem: self.mem,
                 access: self.access,
                 console: self.console,
+                objects: self.objects,
             };
             r.drain(&env);
         }

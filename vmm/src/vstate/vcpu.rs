@@ -33,10 +33,10 @@ const XCR0_WANTED: u64 = 0b111;
 #[derive(Debug, thiserror::Error)]
 pub enum VcpuError {
     /// A vCPU ioctl failed while setting it up.
-    #[error("cannot set up the vCPU ({what}): {source}")]
+    #[error("cannot set up the vCPU ({what}): {error}")]
     Setup {
         what: &'static str,
-        source: kvm_ioctls::Error,
+        error: kvm_ioctls::Error,
     },
     /// Reading registers after an exit failed.
     #[error("cannot read vCPU registers: {0}")]
@@ -44,7 +44,7 @@ pub enum VcpuError {
 }
 
 fn setup(what: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> VcpuError {
-    move |source| VcpuError::Setup { what, source }
+    move |error| VcpuError::Setup { what, error }
 }
 
 /// The one vCPU of a VM.

@@ -1,14 +1,15 @@
 //! The KVM VM: guest RAM memslot, the ring doorbell's ioeventfd, quirks.
 //!
-//! Memslot 0 is guest RAM. Slots from [`FIRST_OBJECT_SLOT`] on are reserved for objects mapped
-//! into the window at `abi::memmap::OBJ_WINDOW_BASE` (issue 4). Deleting a memslot would zap the
+//! Memslot 0 is guest RAM. Slots from [`FIRST_OBJECT_SLOT`] on back the object window at
+//! `abi::memmap::OBJ_WINDOW_BASE`, a few small ones per window slot (one per chunk the guest
+//! uses), registered on demand and kept for the run (`crate::objects::window`). Deleting a memslot would zap the
 //! whole shadow page table under PVM (every touched page faults again), so the slot-zap-all
 //! quirk is disabled when the host offers `KVM_CAP_DISABLE_QUIRKS2`.
 
-use abi::memmap::DOORBELL_RING;
-use kvm_bindings::{kvm_enable_cap, kvm_userspace_memory_region, KVM_MEM_LOG_DIRTY_PAGES};
 use std::sync::Arc;
 
+use abi::memmap::DOORBELL_RING;
+use kvm_bindings::{kvm_enable_cap, kvm_userspace_memory_region, KVM_MEM_LOG_DIRTY_PAGES};
 use kvm_ioctls::{IoEventAddress, Kvm, NoDatamatch, VmFd};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
@@ -41,7 +42,7 @@ pub enum VmError {
     DirtyLog(kvm_ioctls::Error),
 }
 
-/// A VM with its RAM registered.
+/// A KVM VM of one guest (RAM registered by [`Vm::add_ram`]).
 pub struct Vm {
     fd: Arc<VmFd>,
     ram_size: u64,
@@ -68,7 +69,11 @@ impl Vm {
     pub fn add_ram(&mut self, ram: &GuestRam, dirty_log: bool) -> Result<(), VmError> {
         let region = kvm_userspace_memory_region {
             slot: RAM_SLOT,
-            flags: if dirty_log { KVM_MEM_LOG_DIRTY_PAGES } else { 0 },
+            flags: if dirty_log {
+                KVM_MEM_LOG_DIRTY_PAGES
+            } else {
+                0
+            },
             guest_phys_addr: 0,
             memory_size: ram.size(),
             userspace_addr: ram.host_base() as u64,

@@ -1,0 +1,86 @@
+/* twz.h: the twz runtime's C interface (guest programs in C).
+ *
+ * Everything here is a plain library call at CPL3; those that cost a VM exit say so. Functions
+ * that can fail return 0 (or a count) on success and a negative errno (<errno.h>) on failure. */
+#ifndef _TWZ_H
+#define _TWZ_H
+#include <stddef.h>
+#include <stdint.h>
+#include "_twz_libc.h"
+TWZ_BEGIN_DECLS
+
+/* Console streams for twz_console_write. */
+#define TWZ_STDOUT 1
+#define TWZ_STDERR 2
+
+/* Buffers `len` bytes for a console stream (stdout is sent at each newline and when the buffer
+ * fills, stderr at the end of the call; no VM exit, the ring carries them). */
+void twz_console_write(int stream, const void *buf, size_t len);
+/* Sends everything buffered on both console streams. */
+void twz_console_flush(void);
+/* Reads up to `len` bytes of standard input, blocking until at least one: the count, 0 at end of
+ * input, or a negative errno. One VM exit per 4 KiB refill. */
+long twz_stdin_read(void *buf, size_t len);
+/* Nanoseconds on a monotonic clock (rdtsc, about 9 ns, no exit). */
+uint64_t twz_monotonic_ns(void);
+/* Nanoseconds since the Unix epoch (rdtsc anchored at boot, no exit). */
+uint64_t twz_wall_ns(void);
+/* Fills `buf` with random bytes from the host (one exit per 4 KiB): 0 or a negative errno. */
+int twz_random(void *buf, size_t len);
+/* Bytes of the heap never handed out yet (the heap's high-water room). */
+size_t twz_heap_untouched(void);
+/* Takes `size` bytes (page aligned) from the untouched heap for the rest of the run, without
+ * malloc's rounding to a power of two: for one big region such as SQLite's memsys5 heap. Never
+ * freed; NULL if it does not fit. */
+void *twz_heap_carve(size_t size);
+/* ---- Persistent objects ----
+ * An object of the host's store is up to 1 GiB: a null page, a data region, then the log, the
+ * Foreign Object Table and the metadata header. A twz_obj is a handle on a mapped object; stores
+ * into it are plain stores (no VM exit) that survive the VMM being killed, and become durable
+ * against power loss when flushed. Used as a byte stream (a file), an object keeps its bytes at the
+ * start of its data region and its length in the metadata header (the allocation top, flagged
+ * RAW), which `twz-vmm obj ls/show` report as the size in use. */
+typedef struct twz_obj twz_obj;
+/* An object ID: 16 bytes as the host reads them (a little-endian 128-bit number; `obj ls` prints
+ * it as 32 hex digits, most significant first). */
+typedef struct twz_objid {
+    uint8_t bytes[16];
+} twz_objid;
+
+/* Creates an empty object, bound to `name` unless it is NULL, and opens it writable in `*out`.
+ * -EEXIST if the name is bound, -ENAMETOOLONG past 96 bytes. One VM exit to create, one to map. */
+int twz_obj_create(const char *name, twz_obj **out);
+/* Opens the object bound to `name`, writable: -ENOENT if the name is unbound. */
+int twz_obj_open(const char *name, twz_obj **out);
+/* Opens object `*id`, writable if `writable` is non-zero (else a store into it ends the run with a
+ * fault naming the object): -ENOENT if there is no such object. */
+int twz_obj_open_id(const twz_objid *id, int writable, twz_obj **out);
+/* Frees the handle; the object and its contents stay. */
+void twz_obj_close(twz_obj *o);
+/* Writes the object's ID to `*out`. */
+int twz_obj_id(twz_obj *o, twz_objid *out);
+/* Binds `name` to the object: -EEXIST if the name is bound. */
+int twz_obj_bind(twz_obj *o, const char *name);
+/* The address of the first byte of the object's data region, or NULL if it cannot be mapped. The
+ * address stays valid while the object stays mapped: a run maps up to `run --slots` objects at
+ * once and evicts the least recently mapped beyond that, so call this again after opening others. */
+void *twz_obj_base(twz_obj *o);
+/* The most bytes the data region (and so a byte stream) holds: 1 GiB less the null page, the log,
+ * the FOT and the metadata (about 1019 MiB). */
+uint64_t twz_obj_max_size(void);
+/* The byte stream's length (0 for a new object), or a negative errno. For an object built by the
+ * persistent allocator it is the size in use. */
+int64_t twz_obj_size(twz_obj *o);
+/* Sets the byte stream's length and marks the object a byte stream; bytes are neither cleared nor
+ * flushed. -ENOSPC beyond twz_obj_max_size(), -EACCES on a read-only object. */
+int twz_obj_set_size(twz_obj *o, uint64_t size);
+/* Makes data bytes `off .. off+len` durable (offsets from twz_obj_base), and the length if
+ * twz_obj_set_size changed it since the last flush. One asynchronous ring request per range,
+ * waited for. -EINVAL for a range beyond the data region. */
+int twz_obj_flush(twz_obj *o, uint64_t off, uint64_t len);
+
+/* Flushes the console and ends the run with `status`. */
+_Noreturn void twz_exit(int status);
+
+TWZ_END_DECLS
+#endif

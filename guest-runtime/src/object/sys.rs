@@ -1,0 +1,229 @@
+//! The object host calls, and the runtime's view of the object window: which object is in which
+//! slot (with a generation that changes whenever a slot changes hands) and the FOT cache.
+//!
+//! All of it lives in one static: the guest runs on one vCPU and CPL3 code is never interrupted
+//! by other guest code, and no function here calls back into user code while it holds a borrow.
+
+use core::cell::UnsafeCell;
+
+use abi::fot::{perms, MAX_NAME_LEN};
+use abi::hostcall::{map_result, nr};
+use abi::id::ObjId;
+use abi::memmap::slot_addr;
+use abi::ring::op;
+
+use super::cache::{FotCache, MAX_SLOTS};
+use super::ObjError;
+use crate::errno::Errno;
+use crate::hostcall::raw;
+
+#[derive(Clone, Copy)]
+struct SlotInfo {
+    id: ObjId,
+    /// Bumped whenever the slot's occupant changes or leaves.
+    generation: u64,
+    writable: bool,
+    mapped: bool,
+}
+
+const NO_SLOT: SlotInfo = SlotInfo {
+    id: ObjId::NULL,
+    generation: 0,
+    writable: false,
+    mapped: false,
+};
+
+/// The runtime's object state.
+pub struct Window {
+    slots: [SlotInfo; MAX_SLOTS],
+    /// FOT index -> target base, per container slot.
+    pub cache: FotCache,
+}
+
+struct WindowCell(UnsafeCell<Window>);
+
+// SAFETY: one vCPU, no preemption of CPL3 code by other guest code (see the module doc), so the
+// cell is never used from two contexts at once.
+unsafe impl Sync for WindowCell {}
+
+static WINDOW: WindowCell = WindowCell(UnsafeCell::new(Window {
+    slots: [NO_SLOT; MAX_SLOTS],
+    cache: FotCache::new(),
+}));
+
+/// The window state, for a read on the resolve fast path.
+#[inline(always)]
+pub fn window() -> &'static Window {
+    // SAFETY: see `WindowCell`; mutation happens only in `window_mut` callers below, which never
+    // run while a caller of this function is between its loads (single vCPU, no callbacks).
+    unsafe { &*WINDOW.0.get() }
+}
+
+fn window_mut() -> &'static mut Window {
+    // SAFETY: see `WindowCell`; each caller uses the borrow briefly and makes no call that could
+    // take another.
+    unsafe { &mut *WINDOW.0.get() }
+}
+
+/// A mapping the runtime handed out: the slot, and its generation at the time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mapping {
+    /// The slot.
+    pub slot: usize,
+    /// Its generation when mapped.
+    pub generation: u64,
+}
+
+/// Whether `m` still holds object `id` (with write rights if `write`).
+#[inline]
+pub fn still_mapped(m: Mapping, id: ObjId, write: bool) -> bool {
+    window().slots.get(m.slot).is_some_and(|s| {
+        s.mapped && s.generation == m.generation && s.id == id && (s.writable || !write)
+    })
+}
+
+fn check_name(name: &str) -> Result<(), ObjError> {
+    if name.is_empty() {
+        Err(ObjError::Host(Errno::EINVAL))
+    } else if name.len() > MAX_NAME_LEN {
+        Err(ObjError::NameTooLong)
+    } else {
+        Ok(())
+    }
+}
+
+fn result(ret: i64) -> Result<u64, ObjError> {
+    Errno::result(ret).map_err(ObjError::Host)
+}
+
+/// Creates an object (named `name` if given); returns its ID.
+pub fn create(name: Option<&str>) -> Result<ObjId, ObjError> {
+    let (ptr, len) = match name {
+        Some(n) => {
+            check_name(n)?;
+            (n.as_ptr() as u64, n.len() as u64)
+        }
+        None => (0, 0),
+    };
+    let mut id = ObjId::NULL;
+    let out = &raw mut id.0 as u64;
+    // SAFETY: OBJ_CREATE reads the name (borrowed for the call) and writes 16 bytes into `id`.
+    result(unsafe { raw(nr::OBJ_CREATE, [ptr, len, out, 0, 0, 0]) })?;
+    Ok(id)
+}
+
+/// The object bound to `name`.
+pub fn lookup(name: &str) -> Result<ObjId, ObjError> {
+    check_name(name)?;
+    let mut id = ObjId::NULL;
+    let out = &raw mut id.0 as u64;
+    let args = [name.as_ptr() as u64, name.len() as u64, out, 0, 0, 0];
+    // SAFETY: OBJ_LOOKUP reads the name and writes 16 bytes into `id`.
+    match result(unsafe { raw(nr::OBJ_LOOKUP, args) }) {
+        Ok(_) => Ok(id),
+        Err(ObjError::Host(Errno::ENOENT)) => Err(ObjError::NoSuchName),
+        Err(e) => Err(e),
+    }
+}
+
+/// Binds `name` to `id`.
+pub fn bind(name: &str, id: ObjId) -> Result<(), ObjError> {
+    check_name(name)?;
+    let args = [
+        name.as_ptr() as u64,
+        name.len() as u64,
+        &raw const id.0 as u64,
+        0,
+        0,
+        0,
+    ];
+    // SAFETY: OBJ_BIND only reads the name and the ID.
+    result(unsafe { raw(nr::OBJ_BIND, args) }).map(|_| ())
+}
+
+/// Maps `id` (writable if `write`), never evicting slot `keep`.
+pub fn map(id: ObjId, write: bool, keep: Option<usize>) -> Result<Mapping, ObjError> {
+    let rights = if write {
+        perms::READ | perms::WRITE
+    } else {
+        perms::READ
+    };
+    let keep = keep.map_or(0, |k| k as u64 + 1);
+    let args = [&raw const id.0 as u64, u64::from(rights), keep, 0, 0, 0];
+    // SAFETY: OBJ_MAP only reads the ID; the memory it changes (the window) is not Rust memory.
+    let ret = match result(unsafe { raw(nr::OBJ_MAP, args) }) {
+        Ok(r) => r,
+        Err(ObjError::Host(Errno::ENOENT)) => return Err(ObjError::NoSuchObject(id)),
+        Err(e) => return Err(e),
+    };
+    let slot = map_result::slot(ret) as usize;
+    let w = window_mut();
+    if let Some(e) = map_result::evicted(ret) {
+        forget(w, e as usize);
+    }
+    let info = w.slots.get_mut(slot).ok_or(ObjError::Host(Errno::EIO))?;
+    if !info.mapped || info.id != id {
+        let generation = info.generation + 1;
+        *info = SlotInfo {
+            id,
+            generation,
+            writable: write,
+            mapped: true,
+        };
+        w.cache.forget_slot(slot, slot_addr(slot as u64));
+    } else {
+        info.writable |= write;
+    }
+    Ok(Mapping {
+        slot,
+        generation: info.generation,
+    })
+}
+
+fn forget(w: &mut Window, slot: usize) {
+    if let Some(info) = w.slots.get_mut(slot) {
+        info.mapped = false;
+        info.generation += 1;
+    }
+    w.cache.forget_slot(slot, slot_addr(slot as u64));
+}
+
+/// Unmaps `slot`.
+pub fn unmap(slot: usize) -> Result<(), ObjError> {
+    // SAFETY: OBJ_UNMAP touches no Rust memory.
+    result(unsafe { raw(nr::OBJ_UNMAP, [slot as u64, 0, 0, 0, 0, 0]) })?;
+    forget(window_mut(), slot);
+    Ok(())
+}
+
+/// Makes `len` bytes at `offset` of the object in `slot` durable, through the ring (no exit when
+/// the VMM is polling).
+pub fn flush(slot: usize, offset: u64, len: u64) -> Result<(), ObjError> {
+    // SAFETY: FLUSH touches no Rust memory.
+    let ret = unsafe { crate::io::call_raw(op::FLUSH, 0, [slot as u64, offset, len, 0, 0, 0]) }
+        .map_err(ObjError::Host)?;
+    result(ret).map(|_| ())
+}
+
+/// Flushes through a synchronous host call instead (one exit).
+pub fn flush_sync(slot: usize, offset: u64, len: u64) -> Result<(), ObjError> {
+    // SAFETY: OBJ_FLUSH touches no Rust memory.
+    result(unsafe { raw(nr::OBJ_FLUSH, [slot as u64, offset, len, 0, 0, 0]) }).map(|_| ())
+}
+
+/// The object mapped in `slot` and whether it is writable (for the transaction code, which
+/// finds the object a field lives in from the field's address).
+pub(crate) fn occupant(slot: usize) -> Option<(ObjId, bool)> {
+    window()
+        .slots
+        .get(slot)
+        .filter(|s| s.mapped)
+        .map(|s| (s.id, s.writable))
+}
+
+/// Caches FOT index `index` of the container in `slot` as targeting the object in `target`.
+pub fn remember(slot: usize, index: u32, target: usize) {
+    window_mut()
+        .cache
+        .put(slot, index, slot_addr(target as u64));
+}

@@ -1,0 +1,291 @@
+//! Transactions and persistent allocation over mapped objects: `abi::txlog`'s undo log and
+//! `abi::palloc`'s allocator, run on the guest's object window.
+//!
+//! ```ignore
+//! let mut tx = list.tx()?;                       // anchored in `list`'s log
+//! let off = tx.alloc(&node, Person::new("bob"))?; // inside `node`, in the same transaction
+//! tx.write(unsafe { &mut list.raw_mut()?.count }, 3)?; // record, then store
+//! tx.commit()?;                                   // dropping it instead rolls back
+//! ```
+//! Durability comes from the run's `--durability` ([`crate::boot::info`]): in `NONE` no flush
+//! is issued (stores to the host's `MAP_SHARED` files survive a crash of the guest or of the
+//! VMM); otherwise `flush` remembers ranges and `fence` sends them to the host (msync) and
+//! waits.
+//!
+//! The host recovers an unfinished transaction when it next opens the anchor, so a guest that
+//! crashes mid-transaction loses nothing committed and keeps nothing uncommitted.
+
+use core::fmt;
+
+use abi::layout::OBJ_SIZE;
+use abi::memmap::{slot_addr, slot_of};
+use abi::palloc::{self, AllocError};
+use abi::txlog::{self, ObjectMemory};
+
+use crate::object::sys::{self, Mapping};
+use crate::object::{ObjError, ObjId, Object, Persistent};
+
+/// What a transaction or allocation can fail with: the allocator's error, which wraps the log's
+/// ([`AllocError::Tx`]) and the object layer's (`AllocError::Tx(TxError::Memory(..))`).
+pub type TxError = AllocError<ObjError>;
+
+/// Bytes every object's first allocation reserves for an untyped base struct (C callers).
+pub const DEFAULT_BASE_SIZE: u64 = 4096;
+
+/// Objects a transaction remembers the mapping of (more still work, they just map again).
+const SEEN: usize = 4;
+/// Flushed ranges remembered until the next fence (more are flushed at once).
+const PENDING: usize = 16;
+
+/// [`ObjectMemory`] over the object window: objects by ID, mapped writable on demand.
+pub struct WindowMemory {
+    seen: [Option<(ObjId, Mapping)>; SEEN],
+    next_seen: usize,
+    pending: [(ObjId, u64, u64); PENDING],
+    npending: usize,
+}
+
+impl Default for WindowMemory {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl WindowMemory {
+    /// Memory with nothing mapped through it yet.
+    pub const fn new() -> Self {
+        WindowMemory {
+            seen: [None; SEEN],
+            next_seen: 0,
+            pending: [(ObjId::NULL, 0, 0); PENDING],
+            npending: 0,
+        }
+    }
+
+    /// The slot `id` is mapped writable in, mapping it if needed.
+    #[inline]
+    fn slot(&mut self, id: ObjId) -> Result<usize, ObjError> {
+        for (sid, m) in self.seen.iter().flatten() {
+            if *sid == id && sys::still_mapped(*m, id, true) {
+                return Ok(m.slot);
+            }
+        }
+        let m = sys::map(id, true, None)?;
+        self.seen[self.next_seen] = Some((id, m));
+        self.next_seen = (self.next_seen + 1) % SEEN;
+        Ok(m.slot)
+    }
+
+    /// The guest address of `offset..offset+len` of `id`, checked to lie inside the object.
+    #[inline]
+    fn addr(&mut self, id: ObjId, offset: u64, len: u64) -> Result<u64, ObjError> {
+        if offset.checked_add(len).is_none_or(|end| end > OBJ_SIZE) {
+            return Err(ObjError::OutOfRange(offset));
+        }
+        Ok(slot_addr(self.slot(id)? as u64) + offset)
+    }
+
+    fn flush_now(&mut self, id: ObjId, offset: u64, len: u64) -> Result<(), ObjError> {
+        let slot = self.slot(id)?;
+        sys::flush(slot, offset, len)
+    }
+}
+
+impl ObjectMemory for WindowMemory {
+    type Error = ObjError;
+
+    #[inline]
+    fn read(&mut self, obj: ObjId, offset: u64, buf: &mut [u8]) -> Result<(), ObjError> {
+        let at = self.addr(obj, offset, buf.len() as u64)?;
+        // SAFETY: `at..at+len` lies inside a mapped object (checked above), which is not Rust
+        // memory that `buf` could overlap.
+        unsafe { core::ptr::copy_nonoverlapping(at as *const u8, buf.as_mut_ptr(), buf.len()) };
+        Ok(())
+    }
+
+    #[inline]
+    fn write(&mut self, obj: ObjId, offset: u64, data: &[u8]) -> Result<(), ObjError> {
+        let at = self.addr(obj, offset, data.len() as u64)?;
+        // SAFETY: as in `read`; the object is mapped writable (`slot` maps with write rights).
+        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), at as *mut u8, data.len()) };
+        Ok(())
+    }
+
+    fn flush(&mut self, obj: ObjId, offset: u64, len: u64) -> Result<(), ObjError> {
+        if self.npending == PENDING {
+            return self.flush_now(obj, offset, len);
+        }
+        self.pending[self.npending] = (obj, offset, len);
+        self.npending += 1;
+        Ok(())
+    }
+
+    fn fence(&mut self) -> Result<(), ObjError> {
+        while self.npending > 0 {
+            self.npending -= 1;
+            let (id, off, len) = self.pending[self.npending];
+            self.flush_now(id, off, len)?;
+        }
+        Ok(())
+    }
+}
+
+/// The object (ID) and offset a guest address points into, if it is in a mapped slot.
+fn locate(addr: u64) -> Result<(ObjId, u64, bool), ObjError> {
+    let slot = slot_of(addr).ok_or(ObjError::NotInObject)?;
+    let (id, writable) = sys::occupant(slot as usize).ok_or(ObjError::NotInObject)?;
+    Ok((id, addr & (OBJ_SIZE - 1), writable))
+}
+
+fn obj_err(e: ObjError) -> TxError {
+    AllocError::Tx(txlog::TxError::Memory(e))
+}
+
+/// A transaction in flight: commit it, or it is rolled back when dropped.
+pub struct Tx {
+    log: Option<txlog::Tx>,
+    mem: WindowMemory,
+}
+
+impl fmt::Debug for Tx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.log {
+            Some(l) => write!(f, "Tx(anchor {}, seq {})", l.anchor(), l.seq()),
+            None => write!(f, "Tx(finished)"),
+        }
+    }
+}
+
+/// Starting a transaction on an object.
+pub trait Transactional {
+    /// Begins a transaction anchored in this object's log.
+    fn tx(&self) -> Result<Tx, TxError>;
+}
+
+impl<T> Transactional for Object<T> {
+    fn tx(&self) -> Result<Tx, TxError> {
+        Tx::begin(self.id())
+    }
+}
+
+impl Tx {
+    /// Begins a transaction anchored in object `anchor`'s log, in the run's durability mode.
+    pub fn begin(anchor: ObjId) -> Result<Tx, TxError> {
+        let mut mem = WindowMemory::new();
+        let mode = crate::boot::info().durability;
+        let log = txlog::Tx::begin(&mut mem, anchor, mode)?;
+        Ok(Tx {
+            log: Some(log),
+            mem,
+        })
+    }
+
+    fn parts(&mut self) -> (&mut txlog::Tx, &mut WindowMemory) {
+        match &mut self.log {
+            Some(l) => (l, &mut self.mem),
+            // `log` is only taken by `commit`/`abort`, which consume `self`.
+            None => unreachable!("transaction used after it finished"),
+        }
+    }
+
+    /// The anchor object.
+    pub fn anchor(&self) -> ObjId {
+        self.log.as_ref().map_or(ObjId::NULL, |l| l.anchor())
+    }
+
+    /// Saves the `len` bytes at guest address `addr` (inside a mapped object's data region or
+    /// allocator metadata) so they are restored if the transaction does not commit. Record a
+    /// range before storing into it.
+    #[inline]
+    pub fn record_addr(&mut self, addr: u64, len: u64) -> Result<(), TxError> {
+        let (id, offset, writable) = locate(addr).map_err(obj_err)?;
+        if !writable {
+            return Err(obj_err(ObjError::ReadOnly));
+        }
+        let (log, mem) = self.parts();
+        log.record(mem, id, offset, len)?;
+        Ok(())
+    }
+
+    /// Saves `*field` (see [`Tx::record_addr`]).
+    #[inline]
+    pub fn record<U>(&mut self, field: &U) -> Result<(), TxError> {
+        self.record_addr(field as *const U as u64, core::mem::size_of::<U>() as u64)
+    }
+
+    /// Records `*place`, then stores `value` there.
+    #[inline]
+    pub fn write<U: Persistent>(&mut self, place: &mut U, value: U) -> Result<(), TxError> {
+        self.record(&*place)?;
+        *place = value;
+        Ok(())
+    }
+
+    /// Allocates `size` bytes in `obj` (whose base struct takes `base_size` bytes, used to set
+    /// up the object's allocator on its first allocation); returns the payload's offset. The
+    /// payload may be written without recording it: the allocation is undone on rollback.
+    pub fn alloc_in(&mut self, obj: ObjId, size: u64, base_size: u64) -> Result<u64, TxError> {
+        let (log, mem) = self.parts();
+        let off = match palloc::alloc(mem, log, obj, size) {
+            Err(AllocError::NotInitialized) => {
+                palloc::init(mem, log, obj, base_size)?;
+                palloc::alloc(mem, log, obj, size)?
+            }
+            r => r?,
+        };
+        // A block taken from a free list keeps its list link in its first word: record it, so
+        // a rollback that puts the block back finds the link intact whatever the caller wrote.
+        log.record(mem, obj, off, 8)?;
+        Ok(off)
+    }
+
+    /// Allocates a `U` holding `value` in `obj`; returns its offset (for [`crate::object::InvPtr`]).
+    pub fn alloc<C, U: Persistent>(&mut self, obj: &Object<C>, value: U) -> Result<u64, TxError> {
+        let size = core::mem::size_of::<U>() as u64;
+        let off = self.alloc_in(obj.id(), size.max(1), core::mem::size_of::<C>() as u64)?;
+        let at = obj.addr().map_err(obj_err)? + off;
+        // SAFETY: `off` is a fresh 16-byte aligned block of at least `size` bytes inside the
+        // mapped object's data region (palloc), so a `U` fits there.
+        unsafe { (at as *mut U).write(value) };
+        Ok(off)
+    }
+
+    /// Frees the block whose payload is at guest address `addr` (as returned by an allocation).
+    pub fn free_addr(&mut self, addr: u64) -> Result<(), TxError> {
+        let (id, offset, _) = locate(addr).map_err(obj_err)?;
+        let (log, mem) = self.parts();
+        palloc::free(mem, log, id, offset)
+    }
+
+    /// Frees the block at `offset` of `obj`.
+    pub fn free<C>(&mut self, obj: &Object<C>, offset: u64) -> Result<(), TxError> {
+        let (log, mem) = self.parts();
+        palloc::free(mem, log, obj.id(), offset)
+    }
+
+    /// Makes the transaction's updates permanent (durable per the run's mode on return).
+    pub fn commit(mut self) -> Result<(), TxError> {
+        match self.log.take() {
+            Some(l) => Ok(l.commit(&mut self.mem)?),
+            None => Ok(()),
+        }
+    }
+
+    /// Puts back everything recorded and ends the transaction.
+    pub fn abort(mut self) -> Result<(), TxError> {
+        match self.log.take() {
+            Some(l) => Ok(l.abort(&mut self.mem)?),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Tx {
+    fn drop(&mut self) {
+        if let Some(l) = self.log.take() {
+            // A failed rollback leaves the transaction unfinished in the log; the host recovers
+            // it when the anchor is next opened, so there is nothing better to do here.
+            let _ = l.abort(&mut self.mem);
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! Crash simulation of the persistent allocator (`abi::palloc`) inside transactions: a random
+//! transaction of allocations and frees runs on memory that records every store; the run is
+//! cut after every store (a process crash: earlier stores survive in program order), recovered
+//! with `abi::txlog`, and the allocator must then be exactly as before the transaction or as
+//! after it, and consistent (`palloc::check`: no block both free and allocated, no leak).
+
+use std::collections::HashMap;
+
+use abi::boot::durability;
+use abi::id::ObjId;
+use abi::layout::{ALLOC_OFFSET, ALLOC_SIZE, BASE_OFFSET, META_ALLOC_TOP};
+use abi::palloc;
+use abi::txlog::{self, ObjectMemory, Tx};
+use proptest::prelude::*;
+
+const O: ObjId = ObjId::from_u128(0x0b1);
+
+/// Byte memory of one object that records every store.
+#[derive(Clone, Default)]
+struct Sim {
+    bytes: HashMap<u64, u8>,
+    stores: Vec<(u64, Vec<u8>)>,
+}
+
+impl ObjectMemory for Sim {
+    type Error = std::convert::Infallible;
+    fn read(&mut self, _: ObjId, off: u64, buf: &mut [u8]) -> Result<(), Self::Error> {
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = self.bytes.get(&(off + i as u64)).copied().unwrap_or(0);
+        }
+        Ok(())
+    }
+    fn write(&mut self, _: ObjId, off: u64, data: &[u8]) -> Result<(), Self::Error> {
+        for (i, b) in data.iter().enumerate() {
+            self.bytes.insert(off + i as u64, *b);
+        }
+        self.stores.push((off, data.to_vec()));
+        Ok(())
+    }
+    fn flush(&mut self, _: ObjId, _: u64, _: u64) -> Result<(), Self::Error> {
+        Ok(())
+    }
+    fn fence(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+impl Sim {
+    fn u64_at(&mut self, off: u64) -> u64 {
+        let mut b = [0u8; 8];
+        self.read(O, off, &mut b).unwrap();
+        u64::from_le_bytes(b)
+    }
+
+    /// Everything that makes up the allocator: its header, `alloc_top`, and every block's
+    /// header and first payload word (the free-list link of free blocks).
+    fn alloc_state(&mut self) -> Vec<u64> {
+        let mut s: Vec<u64> = (0..ALLOC_SIZE / 8)
+            .map(|i| self.u64_at(ALLOC_OFFSET + 8 * i))
+            .collect();
+        let top = self.u64_at(META_ALLOC_TOP);
+        s.push(top);
+        let mut at = self.u64_at(ALLOC_OFFSET + 16);
+        while at < top {
+            let size = self.u64_at(at);
+            s.extend([at, size, self.u64_at(at + 8), self.u64_at(at + 16)]);
+            assert!(size >= 32, "walk: bad block at {at:#x}");
+            at += size;
+        }
+        s
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Alloc(u64),
+    Free(usize),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (1u64..200).prop_map(Op::Alloc),
+        1 => (33_000u64..90_000).prop_map(Op::Alloc),
+        3 => any::<usize>().prop_map(Op::Free),
+    ]
+}
+
+/// Runs `ops` in one transaction; `live` holds the payloads allocated so far.
+fn run(m: &mut Sim, ops: &[Op], live: &mut Vec<u64>, mode: u32, commit: bool) {
+    let mut tx = Tx::begin(m, O, mode).unwrap();
+    for op in ops {
+        match op {
+            Op::Alloc(n) => live.push(palloc::alloc(m, &mut tx, O, *n).unwrap()),
+            Op::Free(i) if !live.is_empty() => {
+                let p = live.swap_remove(i % live.len());
+                palloc::free(m, &mut tx, O, p).unwrap();
+            }
+            Op::Free(_) => {}
+        }
+    }
+    if commit {
+        tx.commit(m).unwrap();
+    } else {
+        drop(tx); // left unfinished on purpose: the cut decides what survives
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn crash_at_every_store_is_all_or_nothing(
+        setup in proptest::collection::vec(op(), 0..20),
+        ops in proptest::collection::vec(op(), 1..12),
+        group in any::<bool>(),
+    ) {
+        let mode = if group { durability::GROUP } else { durability::COMMIT };
+        let mut m = Sim::default();
+        m.write(O, META_ALLOC_TOP, &BASE_OFFSET.to_le_bytes()).unwrap();
+        let mut tx = Tx::begin(&mut m, O, mode).unwrap();
+        palloc::init(&mut m, &mut tx, O, 40).unwrap();
+        tx.commit(&mut m).unwrap();
+        let mut live = Vec::new();
+        run(&mut m, &setup, &mut live, mode, true);
+        m.stores.clear();
+        let before_img = m.clone();
+        let before = m.clone().alloc_state();
+
+        let mut after_m = m.clone();
+        run(&mut after_m, &ops, &mut live, mode, true);
+        let after = after_m.clone().alloc_state();
+        let stores = after_m.stores.clone();
+
+        for cut in 0..=stores.len() {
+            let mut img = before_img.clone();
+            for (off, data) in &stores[..cut] {
+                img.write(O, *off, data).unwrap();
+            }
+            txlog::recover_anchor(&mut img, O, true).unwrap();
+            let state = img.alloc_state();
+            prop_assert!(state == before || state == after,
+                "cut {cut}/{}: allocator neither before nor after", stores.len());
+            prop_assert!(palloc::check(&mut img, O).is_ok(), "cut {cut}: {:?}", palloc::check(&mut img, O));
+            if cut < stores.len() {
+                prop_assert!(state == before, "cut {cut}: before the commit store, rolled back");
+            }
+        }
+    }
+}

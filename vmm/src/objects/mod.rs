@@ -1,0 +1,308 @@
+//! The object mapper: persistent objects from the store, mapped into the guest's object window
+//! on the guest's request (host calls `OBJ_*`, ring op `FLUSH`).
+//!
+//! One [`Objects`] per run, shared by the vCPU thread (host calls, fault reports) and the event
+//! loop (asynchronous flushes) behind one lock. Errors come back as negated errno values for the
+//! guest; a failure of KVM itself is `-EIO`.
+
+pub mod chunks;
+pub mod slots;
+pub mod window;
+
+use std::collections::HashSet;
+use std::os::fd::AsFd;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use abi::hostcall::errno::{EEXIST, EINVAL, EIO, ENOENT, ENOMEM};
+use abi::hostcall::map_result;
+use abi::id::ObjId;
+use abi::layout::OBJ_SIZE;
+use abi::memmap::{slot_addr, slot_of};
+use kvm_ioctls::VmFd;
+use object_store::{Access, CreateOptions, MappedObject, Store, StoreError};
+use vm_memory::GuestMemoryMmap;
+
+use slots::{Placement, SlotTable};
+
+/// `KVM_CAP_NR_MEMSLOTS`: how many memslots a VM may have.
+const KVM_CAP_NR_MEMSLOTS: u64 = 10;
+
+/// Default slot budget of a run (`run --slots`).
+pub const DEFAULT_SLOTS: u32 = 64;
+
+/// Counters for `--stats`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ObjectStats {
+    /// Distinct objects mapped during the run.
+    pub objects: u64,
+    /// `OBJ_MAP` calls.
+    pub map_calls: u64,
+    /// Objects placed in a slot (first maps, remaps after eviction, read-to-write upgrades).
+    pub installs: u64,
+    /// Slots taken from an object to make room for another.
+    pub evictions: u64,
+    /// Flushes (host calls and ring).
+    pub flushes: u64,
+    /// Memslots created (chunks of objects backed, at map time and on demand).
+    pub memslots: u64,
+    /// Guest touches of a mapped object's chunk that had no memslot yet (exits to the VMM).
+    pub chunk_faults: u64,
+}
+
+/// What a guest access that exited to the VMM wants done (an emulated load or store).
+#[derive(Debug)]
+pub enum WindowAccess<'a> {
+    /// A load: fill the buffer.
+    Read(&'a mut [u8]),
+    /// A store of these bytes.
+    Write(&'a [u8]),
+}
+
+/// What occupies a slot, for fault reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Occupant {
+    /// The object.
+    pub id: ObjId,
+    /// Whether it is mapped writable.
+    pub writable: bool,
+}
+
+struct State {
+    table: SlotTable<MappedObject>,
+    window: window::HostWindow,
+    seen: HashSet<ObjId>,
+    stats: ObjectStats,
+}
+
+/// The store and the guest's object window.
+pub struct Objects {
+    // Fields drop in order: the VM handle before the host mappings its memslots point at.
+    vm: Arc<VmFd>,
+    store: Store,
+    mem: GuestMemoryMmap,
+    state: Mutex<State>,
+}
+
+/// The errno the guest gets for a store error.
+pub fn errno_of(e: &StoreError) -> i64 {
+    -match e {
+        StoreError::NoSuchObject(_) | StoreError::NoSuchName(_) | StoreError::NoSuchKey(_) => {
+            ENOENT
+        }
+        StoreError::NameTaken { .. } => EEXIST,
+        StoreError::InvalidName { .. } | StoreError::OutOfBounds { .. } => EINVAL,
+        StoreError::ReadOnly(_) => abi::hostcall::errno::EACCES,
+        _ => EIO,
+    }
+}
+
+impl Objects {
+    /// A mapper over `store` for the VM `vm` with guest RAM `mem` and `budget` slots
+    /// (clamped to what the page-directory pool holds).
+    pub fn new(store: Store, vm: Arc<VmFd>, mem: GuestMemoryMmap, budget: u32) -> Self {
+        let mut budget = budget.clamp(1, crate::arch::layout::OBJ_PD_COUNT as u32);
+        let nr_memslots = vm.check_extension_raw(KVM_CAP_NR_MEMSLOTS);
+        if let Ok(nr) = u32::try_from(nr_memslots) {
+            budget = budget.min(window::slots_for_memslots(nr).max(1));
+        }
+        Objects {
+            vm,
+            store,
+            mem,
+            state: Mutex::new(State {
+                table: SlotTable::new(budget),
+                window: window::HostWindow::default(),
+                seen: HashSet::new(),
+                stats: ObjectStats::default(),
+            }),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves consistent bookkeeping (every change is one
+        // assignment after the fallible work), so a poisoned lock is still usable.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Creates an object, binding `name` if given.
+    pub fn create(&self, name: Option<&str>) -> Result<ObjId, i64> {
+        let mut opts = CreateOptions::default();
+        if let Some(n) = name {
+            opts = opts.named(n);
+        }
+        self.store.create(&opts).map_err(|e| errno_of(&e))
+    }
+
+    /// The object bound to `name`.
+    pub fn lookup(&self, name: &str) -> Result<ObjId, i64> {
+        object_store::validate_name(name).map_err(|e| errno_of(&e))?;
+        self.store
+            .lookup(name)
+            .map_err(|e| errno_of(&e))?
+            .ok_or(-ENOENT)
+    }
+
+    /// Binds `name` to `id`.
+    pub fn bind(&self, name: &str, id: ObjId) -> Result<(), i64> {
+        self.store.bind(name, id).map_err(|e| errno_of(&e))
+    }
+
+    /// Maps `id` (writable if `write`) without evicting `keep`; returns the `OBJ_MAP` result
+    /// (slot and evicted slot).
+    pub fn map(&self, id: ObjId, write: bool, keep: Option<u32>) -> Result<u64, i64> {
+        if id.is_null() {
+            return Err(-ENOENT);
+        }
+        let t0 = std::time::Instant::now();
+        let mut st = self.state();
+        st.stats.map_calls += 1;
+        let (slot, evicted) = match st.table.place(id, write, keep).ok_or(-ENOMEM)? {
+            Placement::Hit(s) => {
+                st.table.touch(s);
+                return Ok(map_result::encode(u64::from(s), None));
+            }
+            Placement::Free(s) => (s, None),
+            Placement::Upgrade(s) => (s, None),
+            Placement::Evict(s) => (s, Some(s)),
+        };
+        let access = if write {
+            Access::ReadWrite
+        } else {
+            Access::ReadOnly
+        };
+        // Open before giving anything up, so a missing object costs the guest nothing.
+        eprintln!("map: lock+place {:?}", t0.elapsed());
+        let obj = self
+            .store
+            .open_object(id, access)
+            .map_err(|e| errno_of(&e))?;
+        let st = &mut *st;
+        if st.table.get(slot).is_some() {
+            st.window.remove(&self.mem, slot).map_err(|_| -EIO)?;
+            st.table.remove(slot);
+            if evicted.is_some() {
+                st.stats.evictions += 1;
+            }
+        }
+        let before = st.window.memslots(slot);
+        let installed = st
+            .window
+            .install(&self.vm, &self.mem, slot, obj.as_fd(), write);
+        st.stats.memslots += u64::from(st.window.memslots(slot).saturating_sub(before));
+        eprintln!("map: installed {:?}", t0.elapsed());
+        installed.map_err(|_| -EIO)?;
+        st.table.insert(slot, id, write, obj);
+        st.stats.installs += 1;
+        if st.seen.insert(id) {
+            st.stats.objects += 1;
+        }
+        let r = Ok(map_result::encode(u64::from(slot), evicted.map(u64::from)));
+        eprintln!("map: done {:?}", t0.elapsed());
+        r
+    }
+
+    /// Unmaps `slot`.
+    pub fn unmap(&self, slot: u64) -> Result<(), i64> {
+        let slot = u32::try_from(slot).map_err(|_| -EINVAL)?;
+        let mut st = self.state();
+        if st.table.get(slot).is_none() {
+            return Err(-EINVAL);
+        }
+        st.window.remove(&self.mem, slot).map_err(|_| -EIO)?;
+        st.table.remove(slot);
+        Ok(())
+    }
+
+    /// Makes `len` bytes at `offset` of the object in `slot` durable.
+    pub fn flush(&self, slot: u64, offset: u64, len: u64) -> Result<(), i64> {
+        let slot = u32::try_from(slot).map_err(|_| -EINVAL)?;
+        let end = offset.checked_add(len).ok_or(-EINVAL)?;
+        if end > OBJ_SIZE {
+            return Err(-EINVAL);
+        }
+        let mut st = self.state();
+        let entry = st.table.get(slot).ok_or(-EINVAL)?;
+        if !entry.writable {
+            // Nothing the guest could have written.
+            return Ok(());
+        }
+        entry.handle.flush(offset, len).map_err(|e| match e {
+            StoreError::Io { .. } => -EIO,
+            other => errno_of(&other),
+        })?;
+        st.stats.flushes += 1;
+        Ok(())
+    }
+
+    /// Serves a guest access at window address `addr` that exited because its chunk has no
+    /// memslot: backs the chunk and performs the access on the host mapping. False when the
+    /// access is a fault (no object in the slot, a store to a read-only one, KVM refused the
+    /// memslot), which the caller reports.
+    pub fn back_on_demand(&self, addr: u64, access: WindowAccess<'_>) -> bool {
+        let Some(slot) = slot_of(addr).and_then(|s| u32::try_from(s).ok()) else {
+            return false;
+        };
+        let offset = addr - slot_addr(u64::from(slot));
+        let Some(chunk) = chunks::chunk_of(offset) else {
+            return false;
+        };
+        let mut st = self.state();
+        let st = &mut *st;
+        let Some(entry) = st.table.get(slot) else {
+            return false;
+        };
+        if matches!(access, WindowAccess::Write(_)) && !entry.writable {
+            return false;
+        }
+        let done = match access {
+            WindowAccess::Read(buf) => entry.handle.read_at(offset, buf),
+            WindowAccess::Write(data) => entry.handle.write_at(offset, data),
+        };
+        if done.is_err() {
+            return false;
+        }
+        st.stats.chunk_faults += 1;
+        match st.window.back(&self.vm, slot, chunk) {
+            Ok(added) => {
+                st.stats.memslots += u64::from(added);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Backs every chunk of every mapped object (after an access KVM could not emulate, whose
+    /// address it does not report); false if nothing was missing, so re-running cannot help.
+    pub fn back_everything(&self) -> bool {
+        let mut st = self.state();
+        let st = &mut *st;
+        let before: u32 = (0..st.table.budget()).map(|s| st.window.memslots(s)).sum();
+        let ok = st.window.back_all(&self.vm).is_ok();
+        let after: u32 = (0..st.table.budget()).map(|s| st.window.memslots(s)).sum();
+        st.stats.memslots += u64::from(after.saturating_sub(before));
+        st.stats.chunk_faults += 1;
+        ok && after > before
+    }
+
+    /// What occupies `slot`, if anything.
+    pub fn occupant(&self, slot: u64) -> Option<Occupant> {
+        let slot = u32::try_from(slot).ok()?;
+        let st = self.state();
+        st.table.get(slot).map(|s| Occupant {
+            id: s.id,
+            writable: s.writable,
+        })
+    }
+
+    /// The slot budget.
+    pub fn budget(&self) -> u32 {
+        self.state().table.budget()
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> ObjectStats {
+        self.state().stats
+    }
+}
