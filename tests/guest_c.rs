@@ -369,3 +369,27 @@ fn c_programs_keep_byte_streams_in_named_objects() {
     let dump = common::ok(s, &["obj", "dump", "log", "--len", "18"]);
     assert!(dump.contains("|first line.secon|"), "{dump}");
 }
+
+// ---- Transactions, allocation and persistent pointers from C, through `chello --push` ----
+
+#[test]
+fn c_transactions_build_a_list_across_objects_and_abort_leaves_it_unchanged() {
+    if !kvm_available("c_transactions_build_a_list_across_objects_and_abort_leaves_it_unchanged") {
+        return;
+    }
+    let store = common::temp_store();
+    let s = store.path();
+    for (i, w) in ["one", "two", "three"].iter().enumerate() {
+        let out = common::ok(s, &["run", "chello", "--", "--push", "words", w]);
+        assert_eq!(out, format!("pushed {w}, count {}\n", i + 1));
+    }
+    let aborted = common::ok(s, &["run", "chello", "--", "--push-abort", "words", "nope"]);
+    assert_eq!(aborted, "aborted nope, count 3\n");
+    // Newest first; the last node's null `next` resolves to EINVAL, not a wild load.
+    let listed = common::ok(s, &["run", "chello", "--", "--words", "words"]);
+    assert_eq!(listed, "three\ntwo\none\nend: Invalid argument\n");
+    // Each node object links the previous one through its FOT.
+    let fot = common::ok(s, &["obj", "fot", "words"]);
+    assert!(fot.lines().count() >= 2, "{fot}");
+    common::ok(s, &["store", "fsck"]);
+}

@@ -15,6 +15,15 @@ pub mod durability {
     pub const GROUP: u32 = 2;
 }
 
+/// Bits of [`BootInfo::flags`].
+pub mod flags {
+    /// Objects live on real persistent memory (mapped `MAP_SYNC`): a guest makes its stores
+    /// durable with `clwb` + `sfence` itself instead of asking the VMM to flush.
+    pub const PMEM: u32 = 1 << 0;
+    /// The VMM's standard input is a terminal (an interactive shell may prompt).
+    pub const STDIN_IS_TTY: u32 = 1 << 1;
+}
+
 /// Boot information. All addresses are guest addresses.
 ///
 /// On entry the guest's `rdi` holds [`crate::memmap::BOOT_INFO_ADDR`] and `rsp` the stack top
@@ -62,7 +71,7 @@ pub struct BootInfo {
     pub obj_slots: u64,
     /// The run's durability mode ([`durability`]).
     pub durability: u32,
-    /// Flags, reserved, zero.
+    /// See [`flags`].
     pub flags: u32,
     /// Start of the loaded image.
     pub image_start: u64,

@@ -20,6 +20,7 @@
 extern crate std;
 
 pub mod boot;
+pub mod cap;
 pub mod fot;
 pub mod hostcall;
 pub mod id;

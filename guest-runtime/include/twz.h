@@ -79,6 +79,50 @@ int twz_obj_set_size(twz_obj *o, uint64_t size);
  * waited for. -EINVAL for a range beyond the data region. */
 int twz_obj_flush(twz_obj *o, uint64_t off, uint64_t len);
 
+/* ---- Transactions, allocation inside objects, persistent pointers ----
+ * A transaction is an undo log in the log region of one object, its anchor; it may record ranges
+ * in any mapped writable object. Either all its stores survive a crash of the guest or of the VMM,
+ * or none do: the host rolls back an unfinished transaction the next time the anchor is opened.
+ * What a commit waits for follows `twz-vmm run --durability` (none: nothing; commit: the host's
+ * msync of the recorded ranges). One transaction per anchor at a time. */
+typedef struct twz_tx twz_tx;
+/* Begins a transaction anchored in `o`'s log, in `*out`. -EBUSY if the log holds an unfinished
+ * transaction (another open twz_tx on the same anchor). */
+int twz_tx_begin(twz_obj *o, twz_tx **out);
+/* Saves the `len` bytes at `p` (in a mapped object's data region) so an abort or a crash restores
+ * them: call it BEFORE storing there. -EINVAL outside an object's data, -EACCES on a read-only
+ * object, -E2BIG when the transaction no longer fits in its log (about 1 MiB; abort it). */
+int twz_tx_record(twz_tx *tx, const void *p, size_t len);
+/* Makes the transaction's stores permanent and frees `tx`. */
+int twz_tx_commit(twz_tx *tx);
+/* Puts back every recorded range (newest first) and frees `tx`. */
+int twz_tx_abort(twz_tx *tx);
+/* Allocates `size` bytes inside `o` as part of the transaction (undone if it aborts) and stores
+ * their address in `*out` (16-byte aligned, contents undefined; no need to record them before
+ * the first stores). The first allocation in an object sets up its allocator and reserves
+ * 4 KiB, or the byte stream's length if larger, at twz_obj_base for the object's own struct.
+ * -ENOSPC when the object is full. The address moves if the object is evicted and remapped:
+ * keep twz_ptr values in objects, not addresses. */
+int twz_obj_alloc(twz_tx *tx, twz_obj *o, uint64_t size, void **out);
+/* Frees the block at `p` (from twz_obj_alloc) as part of the transaction. -EINVAL if `p` is not
+ * an allocated block (or was already freed). */
+int twz_obj_free(twz_tx *tx, void *p);
+
+/* A persistent (invariant) pointer, stored inside an object: an index into the object's FOT
+ * (0 = the same object) and an offset. It means the same thing in every run. */
+typedef uint64_t twz_ptr;
+/* Stores at `*field` (a twz_ptr inside `container`'s mapped memory) a pointer to `target` (an
+ * address in any mapped object's data region, or NULL for the null pointer). A target in another
+ * object gets a FOT entry in `container` (an existing entry for that object is reused). The store
+ * is not logged: twz_tx_record the field first when inside a transaction. -EINVAL if `field` is
+ * not in `container` or `target` not in a mapped object's data, -ENOSPC if the FOT is full. */
+int twz_ptr_store(twz_obj *container, twz_ptr *field, const void *target);
+/* Follows `*field` (a twz_ptr stored inside a mapped object) and stores the direct address in
+ * `*out`, mapping the target object on first use. -EINVAL for a null pointer, an offset outside
+ * the data region, a field not inside an object or an empty FOT entry; -ENOENT if the target
+ * object does not exist. */
+int twz_ptr_resolve(const twz_ptr *field, void **out);
+
 /* Flushes the console and ends the run with `status`. */
 _Noreturn void twz_exit(int status);
 

@@ -27,7 +27,7 @@ pub struct TwzObj {
 const MAX_STREAM: u64 = DATA_END - BASE_OFFSET;
 
 /// The negative errno C callers see for `e`.
-fn neg_errno(e: ObjError) -> i64 {
+pub(crate) fn neg_errno(e: ObjError) -> i64 {
     let n = match e {
         ObjError::Host(e) => e.0,
         ObjError::NoSuchName | ObjError::NoSuchObject(_) => errno::ENOENT,
@@ -148,6 +148,15 @@ pub unsafe extern "C" fn twz_obj_open_id(
 unsafe fn handle<'a>(o: *mut TwzObj) -> Option<&'a mut TwzObj> {
     // SAFETY: caller guarantee.
     unsafe { o.as_mut() }
+}
+
+/// The object behind a handle, or `None` for null (for the transaction functions of `ctx`).
+///
+/// # Safety
+/// `o` must be null or a live handle from this module.
+pub(crate) unsafe fn object_of<'a>(o: *mut TwzObj) -> Option<&'a Object<u8>> {
+    // SAFETY: caller guarantee.
+    unsafe { o.as_ref() }.map(|h| &h.obj)
 }
 
 /// `twz_obj_close`: frees the handle (the object itself stays).

@@ -33,6 +33,7 @@ pub mod boot;
 pub mod cabi;
 pub mod cobj;
 pub mod console;
+pub mod ctx;
 pub mod errno;
 mod global;
 pub mod heap;

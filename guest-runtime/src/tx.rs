@@ -15,6 +15,8 @@
 //! The host recovers an unfinished transaction when it next opens the anchor, so a guest that
 //! crashes mid-transaction loses nothing committed and keeps nothing uncommitted.
 
+use alloc::vec::Vec;
+use core::cell::UnsafeCell;
 use core::fmt;
 
 use abi::layout::OBJ_SIZE;
@@ -35,14 +37,35 @@ pub const DEFAULT_BASE_SIZE: u64 = 4096;
 /// Objects a transaction remembers the mapping of (more still work, they just map again).
 const SEEN: usize = 4;
 /// Flushed ranges remembered until the next fence (more are flushed at once).
-const PENDING: usize = 16;
+const PENDING: usize = 64;
+
+type Seen = [Option<(ObjId, Mapping)>; SEEN];
+
+/// The mappings the last transaction used, handed to the next one so that a transaction on an
+/// object it already knows makes no host call.
+struct SeenCell(UnsafeCell<Seen>);
+
+// SAFETY: the guest runs on one vCPU and CPL3 code is not preempted by other guest code; the
+// cell is only copied in and out by `WindowMemory::new` and `Drop`, never borrowed across calls.
+unsafe impl Sync for SeenCell {}
+
+static LAST_SEEN: SeenCell = SeenCell(UnsafeCell::new([None; SEEN]));
+
+/// Ranges flushed but not yet fenced when a transaction ended: in durability `GROUP` a commit
+/// leaves its last fence to the anchor's next transaction, which must still find them.
+struct PendingCell(UnsafeCell<Vec<(ObjId, u64, u64)>>);
+
+// SAFETY: as for `SeenCell`: one vCPU, moved in and out whole, never borrowed across calls.
+unsafe impl Sync for PendingCell {}
+
+static LEFT_PENDING: PendingCell = PendingCell(UnsafeCell::new(Vec::new()));
 
 /// [`ObjectMemory`] over the object window: objects by ID, mapped writable on demand.
 pub struct WindowMemory {
     seen: [Option<(ObjId, Mapping)>; SEEN],
     next_seen: usize,
-    pending: [(ObjId, u64, u64); PENDING],
-    npending: usize,
+    /// Ranges flushed since the last fence (empty, never allocated, in durability `NONE`).
+    pending: Vec<(ObjId, u64, u64)>,
 }
 
 impl Default for WindowMemory {
@@ -52,13 +75,14 @@ impl Default for WindowMemory {
 }
 
 impl WindowMemory {
-    /// Memory with nothing mapped through it yet.
-    pub const fn new() -> Self {
+    /// Memory that knows the mappings the previous one used (each is checked before use).
+    pub fn new() -> Self {
         WindowMemory {
-            seen: [None; SEEN],
+            // SAFETY: see `SeenCell`: a plain copy, no reference outlives this line.
+            seen: unsafe { *LAST_SEEN.0.get() },
             next_seen: 0,
-            pending: [(ObjId::NULL, 0, 0); PENDING],
-            npending: 0,
+            // SAFETY: see `PendingCell`: taken whole, no reference outlives this line.
+            pending: core::mem::take(unsafe { &mut *LEFT_PENDING.0.get() }),
         }
     }
 
@@ -91,6 +115,17 @@ impl WindowMemory {
     }
 }
 
+impl Drop for WindowMemory {
+    fn drop(&mut self) {
+        // SAFETY: see `SeenCell`: a plain copy, no reference outlives this line.
+        unsafe { *LAST_SEEN.0.get() = self.seen };
+        if !self.pending.is_empty() {
+            // SAFETY: see `PendingCell`: appended to, no reference outlives this line.
+            unsafe { (*LEFT_PENDING.0.get()).append(&mut self.pending) };
+        }
+    }
+}
+
 impl ObjectMemory for WindowMemory {
     type Error = ObjError;
 
@@ -112,18 +147,15 @@ impl ObjectMemory for WindowMemory {
     }
 
     fn flush(&mut self, obj: ObjId, offset: u64, len: u64) -> Result<(), ObjError> {
-        if self.npending == PENDING {
+        if self.pending.len() == PENDING {
             return self.flush_now(obj, offset, len);
         }
-        self.pending[self.npending] = (obj, offset, len);
-        self.npending += 1;
+        self.pending.push((obj, offset, len));
         Ok(())
     }
 
     fn fence(&mut self) -> Result<(), ObjError> {
-        while self.npending > 0 {
-            self.npending -= 1;
-            let (id, off, len) = self.pending[self.npending];
+        while let Some((id, off, len)) = self.pending.pop() {
             self.flush_now(id, off, len)?;
         }
         Ok(())

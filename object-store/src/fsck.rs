@@ -132,6 +132,9 @@ impl Store {
         }
         self.check_names(&mut report, &damaged)?;
         self.check_keys(&mut report)?;
+        for (path, problem) in self.revocation_problems()? {
+            report.add(Subject::File, self.relative(&path), problem);
+        }
         Ok(report)
     }
 

@@ -34,6 +34,7 @@
 //! ├── keys/                  (0700)
 //! │   ├── default.secret     Ed25519 seed, 64 hex + "\n", mode 0600
 //! │   └── default.pub        Ed25519 public key, 64 hex + "\n"
+//! ├── revoked/               <32 hex> empty files: revoked capability references (abi::cap)
 //! ├── names/
 //! │   └── <name>             "<32 hex ID>\n"; one file per name, replaced by temp + rename
 //! └── objects/
@@ -72,6 +73,7 @@
 //! stays valid until unmapped. Truncating an object file behind a mapping's back makes touching
 //! the lost range raise `SIGBUS`, so inspection reads with `pread`, never through a mapping.
 
+mod cap;
 mod error;
 mod format;
 mod fsck;
@@ -92,6 +94,7 @@ mod store;
 use std::ffi::OsString;
 use std::path::PathBuf;
 
+pub use cap::{context_id, CapCache, CapChain, CapError, Grant, Verified};
 pub use error::{Result, StoreError};
 pub use format::STORE_VERSION;
 pub use fsck::{FsckReport, Problem, Subject};

@@ -139,12 +139,12 @@ fn main() {
         "<= 60 us",
     );
     row(
-        "first load in a chunk without memslot yet",
+        "first load 300 MiB into an object (chunk)",
         obj("chunk_fault_ns=").map(|n| format!("{:.1} us", n / 1e3)),
         "reference",
     );
     row(
-        "first load of another page of a backed chunk",
+        "first load of another page near the base",
         obj("page_fault_ns=").map(|n| format!("{:.1} us", n / 1e3)),
         "reference",
     );

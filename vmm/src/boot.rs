@@ -213,6 +213,15 @@ impl BootClock {
     }
 }
 
+/// The run's choices the guest is told about.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BootMode {
+    /// `abi::boot::durability`.
+    pub durability: u32,
+    /// `abi::boot::flags`.
+    pub flags: u32,
+}
+
 /// Writes the argument area and `BootInfo`.
 pub fn write_boot_data(
     mem: &GuestMemoryMmap,
@@ -220,6 +229,7 @@ pub fn write_boot_data(
     image: (u64, u64),
     args: &PackedArgs,
     clock: BootClock,
+    mode: BootMode,
 ) -> Result<(), BootError> {
     let info = BootInfo {
         magic: BOOT_MAGIC,
@@ -241,8 +251,8 @@ pub fn write_boot_data(
         boot_wall_ns: clock.boot_wall_ns,
         obj_window: OBJ_WINDOW_BASE,
         obj_slots: OBJ_SLOTS,
-        durability: abi::boot::durability::NONE,
-        flags: 0,
+        durability: mode.durability,
+        flags: mode.flags,
         image_start: image.0,
         image_end: image.1,
         reserved: [0; 9],

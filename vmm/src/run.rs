@@ -96,6 +96,11 @@ pub struct RunConfig {
     pub store: Option<std::path::PathBuf>,
     /// Object-window slots the guest may use at once (least recently mapped evicted beyond).
     pub slots: u32,
+    /// The store is on persistent memory: every object must map `MAP_SYNC`, and the guest is
+    /// told to flush with `clwb` + `sfence`.
+    pub pmem: bool,
+    /// What a commit waits for (`abi::boot::durability`).
+    pub durability: u32,
 }
 
 impl RunConfig {
@@ -110,6 +115,8 @@ impl RunConfig {
             console,
             store: None,
             slots: crate::objects::DEFAULT_SLOTS,
+            pmem: false,
+            durability: abi::boot::durability::COMMIT,
         }
     }
 }
@@ -215,6 +222,22 @@ fn exit_kind(e: &Exit) -> &'static str {
     }
 }
 
+/// What the guest is told about the run's durability and environment.
+fn boot_mode(config: &RunConfig) -> boot::BootMode {
+    let mut flags = 0;
+    if config.pmem {
+        flags |= abi::boot::flags::PMEM;
+    }
+    // SAFETY: isatty only inspects file descriptor 0; any value, open or not, is fine.
+    if unsafe { libc::isatty(0) } == 1 {
+        flags |= abi::boot::flags::STDIN_IS_TTY;
+    }
+    boot::BootMode {
+        durability: config.durability,
+        flags,
+    }
+}
+
 /// Runs a guest to its end.
 pub fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     let start = Instant::now();
@@ -237,7 +260,11 @@ pub fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     let mem = ram.mem();
     let objects = match &config.store {
         Some(dir) => Some(Arc::new(Objects::new(
-            object_store::Store::open(dir)?,
+            if config.pmem {
+                object_store::Store::open_pmem(dir)?
+            } else {
+                object_store::Store::open(dir)?
+            },
             vm.shared_fd(),
             mem.clone(),
             config.slots,
@@ -259,6 +286,7 @@ pub fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         (image.start.max(IMAGE_BASE), image.end),
         &args,
         clock,
+        boot_mode(&config),
     )?;
 
     // The event loop starts asleep: the guest must ring for its first submissions.

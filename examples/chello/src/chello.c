@@ -9,6 +9,11 @@
  *   chello --append NAME TEXT appends "TEXT\n" to the byte-stream object NAME (created and also
  *                             bound to NAME-alias on first use), flushes, prints its size and,
  *                             read back through a read-only handle opened by ID, its bytes
+ *   chello --push LIST WORD   in one transaction: allocates a node holding WORD inside a new
+ *                             object and puts it in front of the list in object LIST
+ *   chello --push-abort LIST WORD  the same, then aborts: the list stays as it was
+ *   chello --words LIST       the list's words, first to last, then the result of resolving
+ *                             the null pointer at its end
  */
 #include <assert.h>
 #include <errno.h>
@@ -95,7 +100,69 @@ static int append(const char *name, const char *text) {
     return 0;
 }
 
+/* ---- Transactions and persistent pointers (twz.h), on a list of words across objects ---- */
+struct list_head {
+    twz_ptr first;
+    uint64_t count;
+};
+struct word_node {
+    twz_ptr next;
+    char word[];
+};
+
+static int fail(const char *what, int rc) {
+    fprintf(stderr, "chello: %s: %s\n", what, strerror(-rc));
+    return 1;
+}
+
+static int push(const char *list, const char *word, int abort_it) {
+    twz_obj *lo, *no;
+    twz_tx *tx;
+    void *mem, *first = NULL;
+    int rc = twz_obj_open(list, &lo);
+    if (rc == -ENOENT) rc = twz_obj_create(list, &lo);
+    if (rc != 0) return fail(list, rc);
+    if ((rc = twz_obj_create(NULL, &no)) != 0) return fail("node object", rc);
+    struct list_head *h = twz_obj_base(lo);
+    if ((rc = twz_tx_begin(lo, &tx)) != 0) return fail("begin", rc);
+    size_t n = strlen(word) + 1;
+    if ((rc = twz_obj_alloc(tx, no, sizeof(struct word_node) + n, &mem)) != 0) return fail("alloc", rc);
+    struct word_node *node = mem;
+    memcpy(node->word, word, n);
+    if (h->first && (rc = twz_ptr_resolve(&h->first, &first)) != 0) return fail("resolve", rc);
+    if ((rc = twz_ptr_store(no, &node->next, first)) != 0) return fail("store next", rc);
+    if ((rc = twz_tx_record(tx, h, sizeof *h)) != 0) return fail("record", rc);
+    if ((rc = twz_ptr_store(lo, &h->first, node)) != 0) return fail("store first", rc);
+    h->count++;
+    rc = abort_it ? twz_tx_abort(tx) : twz_tx_commit(tx);
+    if (rc != 0) return fail("end", rc);
+    printf("%s %s, count %llu\n", abort_it ? "aborted" : "pushed", word, (unsigned long long)h->count);
+    twz_obj_close(no);
+    twz_obj_close(lo);
+    return 0;
+}
+
+static int words(const char *list) {
+    twz_obj *lo;
+    int rc = twz_obj_open(list, &lo);
+    if (rc != 0) return fail(list, rc);
+    struct list_head *h = twz_obj_base(lo);
+    const twz_ptr *link = &h->first;
+    void *at;
+    while ((rc = twz_ptr_resolve(link, &at)) == 0) {
+        struct word_node *node = at;
+        printf("%s\n", node->word);
+        link = &node->next;
+    }
+    printf("end: %s\n", strerror(-rc));
+    twz_obj_close(lo);
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 4 && strcmp(argv[1], "--push") == 0) return push(argv[2], argv[3], 0);
+    if (argc == 4 && strcmp(argv[1], "--push-abort") == 0) return push(argv[2], argv[3], 1);
+    if (argc == 3 && strcmp(argv[1], "--words") == 0) return words(argv[2]);
     if (argc == 4 && strcmp(argv[1], "--append") == 0) return append(argv[2], argv[3]);
     if (argc >= 2 && strcmp(argv[1], "--sum") == 0) return sum(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "--sort") == 0) return sort(argc, argv);

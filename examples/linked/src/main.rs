@@ -18,9 +18,9 @@ use core::fmt;
 
 use twz_rt::abi::layout::BASE_OFFSET;
 use twz_rt::object::{InvPtr, ObjError, ObjId, Object, Persistent};
+use twz_rt::println;
 use twz_rt::time::rdtsc;
 use twz_rt::tx::{Transactional, TxError};
-use twz_rt::println;
 
 twz_rt::entry!(main);
 
@@ -101,11 +101,18 @@ fn main() -> Result<(), Error> {
             println!("added {name}");
             Ok(())
         }
-        "show" => walk(&open_head()?, |name| {
-            println!("{}", core::str::from_utf8(name).unwrap_or("<not UTF-8>"))
-        }),
+        "show" => match open_head()? {
+            Some(head) => walk(&head, |name| {
+                println!("{}", core::str::from_utf8(name).unwrap_or("<not UTF-8>"))
+            }),
+            None => Ok(()),
+        },
         "count" => {
-            println!("{}", open_head()?.base()?.count);
+            let count = match open_head()? {
+                Some(head) => head.base()?.count,
+                None => 0,
+            };
+            println!("{count}");
             Ok(())
         }
         "bulk" => bulk(
@@ -115,7 +122,9 @@ fn main() -> Result<(), Error> {
             args.get_str(3).ok_or(Error::Usage("bulk N PREFIX"))?,
         ),
         "bench" => bench(),
-        _ => Err(Error::Usage("add NAME | show | count | bulk N PREFIX | bench")),
+        _ => Err(Error::Usage(
+            "add NAME | show | count | bulk N PREFIX | bench",
+        )),
     }
 }
 
@@ -127,8 +136,13 @@ fn head() -> Result<Object<ListHead>, ObjError> {
     }
 }
 
-fn open_head() -> Result<Object<ListHead>, ObjError> {
-    Object::open_named(HEAD)
+/// The list head, or `None` before the first `add` (an empty list).
+fn open_head() -> Result<Option<Object<ListHead>>, ObjError> {
+    match Object::open_named(HEAD) {
+        Ok(o) => Ok(Some(o)),
+        Err(ObjError::NoSuchName) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// Appends a node holding `name` to the list, all in one transaction anchored at the head.
@@ -220,20 +234,21 @@ fn push_decimal(out: &mut Vec<u8>, mut v: u64) {
     out[start..].reverse();
 }
 
-/// Iterations per measurement.
+/// Iterations per measurement without flushes, and with (each commit then waits for the host).
 const ITERS: usize = 20_000;
+const DURABLE_ITERS: usize = 200;
 
-/// Median nanoseconds of `f` over `ITERS` calls, timed one by one with rdtsc.
-fn median_ns(mut f: impl FnMut() -> Result<(), Error>) -> Result<u64, Error> {
-    let mut ticks = Vec::with_capacity(ITERS);
-    for _ in 0..ITERS {
+/// Median nanoseconds of `f` over `iters` calls, timed one by one with rdtsc.
+fn median_ns(iters: usize, mut f: impl FnMut() -> Result<(), Error>) -> Result<u64, Error> {
+    let mut ticks = Vec::with_capacity(iters);
+    for _ in 0..iters {
         let t0 = rdtsc();
         f()?;
         ticks.push(rdtsc() - t0);
     }
     ticks.sort_unstable();
     let hz = twz_rt::boot::info().tsc_hz.max(1);
-    Ok((u128::from(ticks[ITERS / 2]) * 1_000_000_000 / u128::from(hz)) as u64)
+    Ok((u128::from(ticks[iters / 2]) * 1_000_000_000 / u128::from(hz)) as u64)
 }
 
 #[repr(C)]
@@ -248,8 +263,14 @@ fn bench() -> Result<(), Error> {
         Err(ObjError::NoSuchName) => Object::create_named(BENCH)?,
         r => r?,
     };
+    let durability = twz_rt::boot::info().durability;
+    let iters = if durability == 0 {
+        ITERS
+    } else {
+        DURABLE_ITERS
+    };
     let mut v = 0u64;
-    let update = median_ns(|| {
+    let update = median_ns(iters, || {
         v += 1;
         let mut tx = obj.tx()?;
         // SAFETY: nothing else refers into the base while this reference lives.
@@ -260,15 +281,14 @@ fn bench() -> Result<(), Error> {
     if obj.base()?.value != v {
         return Err(Error::Corrupt("the bench counter lost an update"));
     }
-    let alloc_free = median_ns(|| {
+    let alloc_free = median_ns(iters, || {
         let mut tx = obj.tx()?;
         let at = tx.alloc(&obj, 0u64)?;
         tx.free(&obj, at)?;
         tx.commit()?;
         Ok(())
     })?;
-    let durability = twz_rt::boot::info().durability;
-    println!("tx update 8 B: {update} ns (median of {ITERS}, durability {durability})");
-    println!("tx alloc+free: {alloc_free} ns (median of {ITERS})");
+    println!("tx update 8 B: {update} ns (median of {iters}, durability {durability})");
+    println!("tx alloc+free: {alloc_free} ns (median of {iters})");
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! The command line: argument parsing and dispatch to one module per command group.
 
+mod cap;
 mod obj;
 mod run;
 mod store;
@@ -61,6 +62,9 @@ pub enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Key(store::KeyCommand),
+    /// Grant, delegate, show, verify and revoke signed capabilities.
+    #[command(subcommand)]
+    Cap(cap::CapCommand),
 }
 
 /// Parses the command line, runs the command, and turns its outcome into the process status.
@@ -71,6 +75,7 @@ pub fn main() -> ExitCode {
         Command::Obj(cmd) => obj::exec(&cli.globals, cmd),
         Command::Store(cmd) => store::exec(&cli.globals, cmd),
         Command::Key(cmd) => store::exec_key(&cli.globals, cmd),
+        Command::Cap(cmd) => cap::exec(&cli.globals, cmd),
     };
     match result {
         Ok(status) => ExitCode::from(status),

@@ -1,4 +1,4 @@
-//! `twz-vmm run <NAME|IMAGE.elf> [--mem SIZE] [--timeout SECS] [--stats] [--slots N] [-- ARGS...]`.
+//! `twz-vmm run <NAME|IMAGE.elf> [--mem SIZE] [--timeout SECS] [--stats] [--slots N] [--durability none|commit|group] [-- ARGS...]`.
 //!
 //! The run opens the object store (`--store`, `$TWZ_STORE` or the default; created on first
 //! use) so the guest can create, name and map objects.
@@ -39,9 +39,35 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = twz_vmm::objects::DEFAULT_SLOTS,
           value_parser = clap::value_parser!(u32).range(1..=twz_vmm::arch::layout::OBJ_PD_COUNT as i64))]
     pub slots: u32,
+    /// What a transaction commit waits for: nothing, its own writes reaching durable storage,
+    /// or a group of commits together.
+    #[arg(long, value_enum, default_value_t = Durability::Commit)]
+    pub durability: Durability,
     /// Arguments for the guest (after `--`).
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<String>,
+}
+
+/// `--durability`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Commits wait for nothing: updates survive a crash of the guest or of `twz-vmm`, not a
+    /// power loss.
+    None,
+    /// Each commit waits until its writes are durable.
+    Commit,
+    /// Commits are made durable in groups.
+    Group,
+}
+
+impl Durability {
+    fn abi(self) -> u32 {
+        match self {
+            Durability::None => abi::boot::durability::NONE,
+            Durability::Commit => abi::boot::durability::COMMIT,
+            Durability::Group => abi::boot::durability::GROUP,
+        }
+    }
 }
 
 fn parse_timeout(text: &str) -> Result<Duration, String> {
@@ -94,6 +120,8 @@ pub fn exec(globals: &Globals, args: RunArgs) -> anyhow::Result<u8> {
         console: Arc::new(Console::Std),
         store: Some(globals.store_dir()),
         slots: args.slots,
+        pmem: globals.pmem.is_some(),
+        durability: args.durability.abi(),
     };
     let outcome = run(config).context("cannot run the guest")?;
     if let Some(report) = &outcome.report {

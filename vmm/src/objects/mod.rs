@@ -155,7 +155,6 @@ impl Objects {
         if id.is_null() {
             return Err(-ENOENT);
         }
-        let t0 = std::time::Instant::now();
         let mut st = self.state();
         st.stats.map_calls += 1;
         let (slot, evicted) = match st.table.place(id, write, keep).ok_or(-ENOMEM)? {
@@ -173,7 +172,6 @@ impl Objects {
             Access::ReadOnly
         };
         // Open before giving anything up, so a missing object costs the guest nothing.
-        eprintln!("map: lock+place {:?}", t0.elapsed());
         let obj = self
             .store
             .open_object(id, access)
@@ -191,16 +189,13 @@ impl Objects {
             .window
             .install(&self.vm, &self.mem, slot, obj.as_fd(), write);
         st.stats.memslots += u64::from(st.window.memslots(slot).saturating_sub(before));
-        eprintln!("map: installed {:?}", t0.elapsed());
         installed.map_err(|_| -EIO)?;
         st.table.insert(slot, id, write, obj);
         st.stats.installs += 1;
         if st.seen.insert(id) {
             st.stats.objects += 1;
         }
-        let r = Ok(map_result::encode(u64::from(slot), evicted.map(u64::from)));
-        eprintln!("map: done {:?}", t0.elapsed());
-        r
+        Ok(map_result::encode(u64::from(slot), evicted.map(u64::from)))
     }
 
     /// Unmaps `slot`.

@@ -35,7 +35,7 @@
 
 use std::os::fd::{AsRawFd, BorrowedFd};
 
-use abi::layout::{META_ALLOC_TOP, META_OFFSET, OBJ_SIZE};
+use abi::layout::{BASE_OFFSET, META_ALLOC_TOP, META_OFFSET, OBJ_SIZE, PAGE_SIZE};
 use abi::memmap::{slot_addr, LARGE_PAGE_SIZE};
 use kvm_bindings::kvm_userspace_memory_region;
 use kvm_ioctls::VmFd;
@@ -129,9 +129,9 @@ unsafe fn map_fixed(addr: u64, prot: i32, flags: i32, fd: i32) -> std::io::Resul
     }
 }
 
-/// Pages populated at map time: the base's first pages and the metadata page, which every
-/// guest touches first.
-const PREFAULT: [(u64, u64); 2] = [(0, 0x4000), (META_OFFSET, 0x1000)];
+/// Pages populated at map time: the base page and the metadata page, which every guest touches
+/// first.
+const PREFAULT: [(u64, u64); 2] = [(BASE_OFFSET, PAGE_SIZE), (META_OFFSET, PAGE_SIZE)];
 
 /// Readies a fresh object mapping at `host` for the guest's first touches: no readahead (a
 /// fault on a file hole would otherwise zero a whole readahead window), and the pages every
@@ -244,16 +244,13 @@ impl HostWindow {
         writable: bool,
     ) -> Result<(), WindowError> {
         let pd = directory_of(slot)?;
-        let t = std::time::Instant::now();
         let b = self.backing(slot)?;
         let prot = libc::PROT_READ | if writable { libc::PROT_WRITE } else { 0 };
         // SAFETY: `b.host` is this slot's reserved range.
         unsafe { map_fixed(b.host, prot, libc::MAP_SHARED, fd.as_raw_fd()) }
             .map_err(|error| WindowError::Map { slot, error })?;
         b.mapped = true;
-        let t1 = t.elapsed();
         prepare(b.host, writable);
-        let t2 = t.elapsed();
         // SAFETY: the metadata page of the object just mapped (object files are `OBJ_SIZE`
         // long, checked when the store opened it); a torn value only changes which chunks
         // get memslots now rather than on first touch.
@@ -261,14 +258,8 @@ impl HostWindow {
         for c in chunks::initial(alloc_top) {
             self.back(vm, slot, c)?;
         }
-        let t3 = t.elapsed();
         write_words(mem, pd, &directory_entries(slot, writable))?;
-        let r = write_words(mem, PDPT_OBJ + u64::from(slot) * 8, &[table_entry(pd)]);
-        eprintln!(
-            "install: mmap {t1:?} prepare {t2:?} back {t3:?} ptes {:?}",
-            t.elapsed()
-        );
-        r
+        write_words(mem, PDPT_OBJ + u64::from(slot) * 8, &[table_entry(pd)])
     }
 
     /// Gives chunk `chunk` of `slot` its memslot; false if it had one (or nothing is mapped
