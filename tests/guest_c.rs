@@ -2,8 +2,9 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Output, Stdio};
+use common::describe;
+
+use std::process::Output;
 
 use common::kvm_available;
 
@@ -14,27 +15,8 @@ fn run(args: &[&str]) -> Output {
 
 fn run_with_stdin(args: &[&str], input: &[u8]) -> Output {
     let store = common::temp_store();
-    let mut child = common::twz(store.path())
-        .arg("run")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn twz-vmm");
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    stdin.write_all(input).expect("write stdin");
-    drop(stdin);
-    child.wait_with_output().expect("wait for twz-vmm")
-}
-
-fn describe(out: &Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    common::output_with_stdin(common::twz(store.path()).arg("run").args(args), input)
+        .expect("spawn twz-vmm")
 }
 
 fn stdout(out: &Output) -> String {
@@ -165,30 +147,9 @@ fn guest_sqlite(args: &[&str], input: &str) -> Output {
     run_with_stdin(&[&["sqlite", "--"], args].concat(), input.as_bytes())
 }
 
-/// The host's `sqlite3` on the same input, or `None` (with a note) when it is not installed.
-fn host_sqlite(args: &[&str], input: &str) -> Option<Output> {
-    let child = std::process::Command::new("sqlite3")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
-    let mut child = match child {
-        Ok(c) => c,
-        Err(e) => {
-            println!("SKIP the comparison with the host: no sqlite3 ({e})");
-            return None;
-        }
-    };
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    stdin.write_all(input.as_bytes()).expect("write stdin");
-    drop(stdin);
-    Some(child.wait_with_output().expect("wait for sqlite3"))
-}
-
 /// Asserts the guest's shell printed what the host's did: stdout, stderr and exit status.
 fn assert_same_as_host(args: &[&str], input: &str, guest: &Output) {
-    let Some(host) = host_sqlite(args, input) else {
+    let Some(host) = common::host_sqlite3(args, input) else {
         return;
     };
     assert_eq!(

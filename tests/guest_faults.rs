@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::describe;
+
 use std::process::Output;
 use std::time::{Duration, Instant};
 
@@ -18,15 +20,6 @@ const TIMEOUT_STATUS: i32 = 124;
 fn run(args: &[&str]) -> Output {
     let store = common::temp_store();
     common::run(store.path(), &[&["run"], args].concat())
-}
-
-fn describe(out: &Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// Runs `faults -- KIND` and checks the report: the status, one of `names` for the exception,

@@ -2,8 +2,9 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Output, Stdio};
+use common::describe;
+
+use std::process::Output;
 
 use common::kvm_available;
 
@@ -15,15 +16,6 @@ fn run(args: &[&str]) -> Output {
 
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn describe(out: &Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 #[test]
@@ -92,23 +84,9 @@ fn echo(input: &[u8]) -> Output {
 /// Runs `echo -- ARGS...` with `input` piped to its standard input.
 fn echo_with(args: &[&str], input: &[u8]) -> Output {
     let store = common::temp_store();
-    let mut child = common::twz(store.path())
-        .args(["run", "echo", "--"])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn twz-vmm");
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    let data = input.to_vec();
-    // Feed from another thread so a full stdout pipe cannot deadlock us.
-    let feeder = std::thread::spawn(move || {
-        let _ = stdin.write_all(&data);
-    });
-    let out = child.wait_with_output().expect("wait for twz-vmm");
-    feeder.join().expect("feeder thread");
-    out
+    let mut cmd = common::twz(store.path());
+    cmd.args(["run", "echo", "--"]).args(args);
+    common::output_with_stdin(&mut cmd, input).expect("spawn twz-vmm")
 }
 
 #[test]

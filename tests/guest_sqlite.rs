@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::describe;
+
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::io::{BufRead, BufReader, Write};
@@ -21,29 +23,12 @@ fn guest_sqlite(store: &Path, args: &[&str], input: &str) -> Output {
 
 /// `twz-vmm run RUN_OPTS sqlite -- ARGS` on `store` with `input` on stdin.
 fn guest_sqlite_with(store: &Path, run_opts: &[&str], args: &[&str], input: &str) -> Output {
-    let mut child = common::twz(store)
-        .arg("run")
+    let mut cmd = common::twz(store);
+    cmd.arg("run")
         .args(run_opts)
         .args(["sqlite", "--"])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn twz-vmm");
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    stdin.write_all(input.as_bytes()).expect("write stdin");
-    drop(stdin);
-    child.wait_with_output().expect("wait for twz-vmm")
-}
-
-fn describe(out: &Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+        .args(args);
+    common::output_with_stdin(&mut cmd, input.as_bytes()).expect("spawn twz-vmm")
 }
 
 /// The guest's stdout, after asserting the run succeeded.
@@ -51,27 +36,6 @@ fn guest_ok(store: &Path, db: &str, input: &str) -> String {
     let out = guest_sqlite(store, &[db], input);
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The host's `sqlite3 FILE` on `input`, or `None` (with a note) when it is not installed.
-fn host_sqlite(db: &Path, input: &str) -> Option<Output> {
-    let child = std::process::Command::new("sqlite3")
-        .arg(db)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
-    let mut child = match child {
-        Ok(c) => c,
-        Err(e) => {
-            println!("SKIP the comparison with the host: no sqlite3 ({e})");
-            return None;
-        }
-    };
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    stdin.write_all(input.as_bytes()).expect("write stdin");
-    drop(stdin);
-    Some(child.wait_with_output().expect("wait for sqlite3"))
 }
 
 /// `obj show NAME --json`.
@@ -142,12 +106,13 @@ fn tables_persist_across_runs_in_an_object_the_host_can_read() {
     // builds the same answers from the same statements.
     let tmp = common::temp_store();
     let copy = copy_out(s, "shop", tmp.path());
-    let Some(host_read) = host_sqlite(&copy, QUERY) else {
+    let Some(host_read) = common::host_sqlite3(&[&copy], QUERY) else {
         return;
     };
     assert_eq!(String::from_utf8_lossy(&host_read.stdout), read);
     let fresh = tmp.path().join("fresh.db");
-    let host_built = host_sqlite(&fresh, &format!("{CREATE}{QUERY}")).expect("sqlite3 ran");
+    let host_built =
+        common::host_sqlite3(&[&fresh], &format!("{CREATE}{QUERY}")).expect("sqlite3 ran");
     assert_eq!(String::from_utf8_lossy(&host_built.stdout), read);
 }
 
@@ -190,10 +155,10 @@ insert into items(name, qty) values ('kiwi', 5);
     // The host's sqlite3 does the same with the same statements.
     let tmp = common::temp_store();
     let db = tmp.path().join("host.db");
-    if host_sqlite(&db, CREATE).is_none() {
+    if common::host_sqlite3(&[&db], CREATE).is_none() {
         return;
     }
-    let host = host_sqlite(&db, script).expect("sqlite3 ran");
+    let host = common::host_sqlite3(&[&db], script).expect("sqlite3 ran");
     assert_eq!(String::from_utf8_lossy(&host.stdout), "503|12\n0\n");
     assert_eq!(String::from_utf8_lossy(&host.stderr), stderr);
     assert_eq!(host.status.code(), out.status.code());

@@ -752,24 +752,12 @@ fn noise(len: usize, seed: u64) -> Vec<u8> {
 
 /// Runs `twz-vmm` with `input` on stdin; asserts success and returns stdout.
 fn ok_with_stdin(store: &Path, args: &[&str], input: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    use std::process::Stdio;
-    let mut child = common::twz(store)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn twz-vmm");
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    let data = input.to_vec();
-    let writer = std::thread::spawn(move || stdin.write_all(&data));
-    let out = child.wait_with_output().expect("wait for twz-vmm");
-    writer.join().expect("stdin writer").expect("write stdin");
+    let out =
+        common::output_with_stdin(common::twz(store).args(args), input).expect("spawn twz-vmm");
     assert!(
         out.status.success(),
         "twz-vmm {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+        common::describe(&out)
     );
     out.stdout
 }

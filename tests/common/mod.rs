@@ -66,3 +66,46 @@ pub fn kvm_available(test: &str) -> bool {
         }
     }
 }
+
+/// A run's status, stdout and stderr, for assertion messages.
+pub fn describe(out: &Output) -> String {
+    format!(
+        "status {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs `cmd` with `input` on its stdin and returns its output. Stdin is fed from another
+/// thread so that a child filling its stdout pipe cannot deadlock the test. Fails only if the
+/// command cannot be started.
+pub fn output_with_stdin(cmd: &mut Command, input: &[u8]) -> std::io::Result<Output> {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let data = input.to_vec();
+    // A child that exits without reading all of its input closes the pipe: not an error here.
+    let feeder = std::thread::spawn(move || {
+        let _ = stdin.write_all(&data);
+    });
+    let out = child.wait_with_output();
+    feeder.join().expect("stdin feeder thread");
+    out
+}
+
+/// The host's `sqlite3 ARGS...` with `input` on stdin, or `None` (after a `SKIP` line) when no
+/// `sqlite3` is installed.
+pub fn host_sqlite3<S: AsRef<std::ffi::OsStr>>(args: &[S], input: &str) -> Option<Output> {
+    match output_with_stdin(Command::new("sqlite3").args(args), input.as_bytes()) {
+        Ok(out) => Some(out),
+        Err(e) => {
+            println!("SKIP the comparison with the host: no sqlite3 ({e})");
+            None
+        }
+    }
+}
