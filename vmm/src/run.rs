@@ -34,7 +34,7 @@ use crate::hostcall::console::Console;
 use crate::hostcall::{Action, HostCalls, PanicReport};
 use crate::loader::{self, LoaderError};
 use crate::memory::{GuestRam, MemoryError};
-use crate::objects::{Objects, WindowAccess};
+use crate::objects::{LazyStore, Objects, WindowAccess};
 use crate::ring::RingConsumer;
 use crate::stats::Stats;
 use crate::vstate::vcpu::{Vcpu, VcpuError};
@@ -261,9 +261,10 @@ pub fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     let objects = match &config.store {
         Some(dir) => Some(Arc::new(Objects::new(
             if config.pmem {
-                object_store::Store::open_pmem(dir)?
+                // Checked up front: a store that is not persistent memory must not run at all.
+                LazyStore::opened(object_store::Store::open_pmem(dir)?)
             } else {
-                object_store::Store::open(dir)?
+                LazyStore::new(dir.clone())
             },
             vm.shared_fd(),
             mem.clone(),

@@ -1,7 +1,8 @@
 //! `twz-vmm run <NAME|IMAGE.elf> [--mem SIZE] [--timeout SECS] [--stats] [--slots N] [--durability none|commit|group] [-- ARGS...]`.
 //!
-//! The run opens the object store (`--store`, `$TWZ_STORE` or the default; created on first
-//! use) so the guest can create, name and map objects.
+//! The guest's object store (`--store`, `$TWZ_STORE` or the default; created on first use) is
+//! opened at its first object call, so runs that use no objects never touch it; `--pmem` stores
+//! are checked before the guest starts.
 //!
 //! A name without `/` that is not an existing file is looked up among the built-in images. The
 //! guest's exit status becomes the process status (101 after a guest panic, 139 after a fault,

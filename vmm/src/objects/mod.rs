@@ -11,7 +11,8 @@ pub mod window;
 
 use std::collections::HashSet;
 use std::os::fd::AsFd;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use abi::hostcall::errno::{EEXIST, EINVAL, EIO, ENOENT, ENOMEM};
 use abi::hostcall::map_result;
@@ -74,11 +75,54 @@ struct State {
     stats: ObjectStats,
 }
 
+/// The object store, opened on the guest's first object call, so a run that never uses objects
+/// does not pay for opening (or creating) it.
+pub struct LazyStore {
+    dir: PathBuf,
+    opened: OnceLock<Option<Store>>,
+}
+
+impl LazyStore {
+    /// The store in `dir`, to be opened (or created) when first needed.
+    pub fn new(dir: PathBuf) -> Self {
+        LazyStore {
+            dir,
+            opened: OnceLock::new(),
+        }
+    }
+
+    /// A store opened already (for example one whose persistent memory was checked up front).
+    pub fn opened(store: Store) -> Self {
+        let dir = store.root().to_path_buf();
+        LazyStore {
+            dir,
+            opened: OnceLock::from(Some(store)),
+        }
+    }
+
+    /// The open store; `-EIO` (reported once on stderr) if it cannot be opened.
+    fn get(&self) -> Result<&Store, i64> {
+        self.opened
+            .get_or_init(|| match Store::open(&self.dir) {
+                Ok(store) => Some(store),
+                Err(e) => {
+                    eprintln!(
+                        "twz-vmm: cannot open the object store {}: {e}",
+                        self.dir.display()
+                    );
+                    None
+                }
+            })
+            .as_ref()
+            .ok_or(-EIO)
+    }
+}
+
 /// The store and the guest's object window.
 pub struct Objects {
     // Fields drop in order: the VM handle before the host mappings its memslots point at.
     vm: Arc<VmFd>,
-    store: Store,
+    store: LazyStore,
     mem: GuestMemoryMmap,
     state: Mutex<State>,
 }
@@ -99,7 +143,7 @@ pub fn errno_of(e: &StoreError) -> i64 {
 impl Objects {
     /// A mapper over `store` for the VM `vm` with guest RAM `mem` and `budget` slots
     /// (clamped to what the page-directory pool holds).
-    pub fn new(store: Store, vm: Arc<VmFd>, mem: GuestMemoryMmap, budget: u32) -> Self {
+    pub fn new(store: LazyStore, vm: Arc<VmFd>, mem: GuestMemoryMmap, budget: u32) -> Self {
         let mut budget = budget.clamp(1, crate::arch::layout::OBJ_PD_COUNT as u32);
         let nr_memslots = vm.check_extension_raw(KVM_CAP_NR_MEMSLOTS);
         if let Ok(nr) = u32::try_from(nr_memslots) {
@@ -132,13 +176,14 @@ impl Objects {
         if let Some(n) = name {
             opts = opts.named(n);
         }
-        self.store.create(&opts).map_err(|e| errno_of(&e))
+        self.store.get()?.create(&opts).map_err(|e| errno_of(&e))
     }
 
     /// The object bound to `name`.
     pub fn lookup(&self, name: &str) -> Result<ObjId, i64> {
         object_store::validate_name(name).map_err(|e| errno_of(&e))?;
         self.store
+            .get()?
             .lookup(name)
             .map_err(|e| errno_of(&e))?
             .ok_or(-ENOENT)
@@ -146,7 +191,7 @@ impl Objects {
 
     /// Binds `name` to `id`.
     pub fn bind(&self, name: &str, id: ObjId) -> Result<(), i64> {
-        self.store.bind(name, id).map_err(|e| errno_of(&e))
+        self.store.get()?.bind(name, id).map_err(|e| errno_of(&e))
     }
 
     /// Maps `id` (writable if `write`) without evicting `keep`; returns the `OBJ_MAP` result
@@ -174,6 +219,7 @@ impl Objects {
         // Open before giving anything up, so a missing object costs the guest nothing.
         let obj = self
             .store
+            .get()?
             .open_object(id, access)
             .map_err(|e| errno_of(&e))?;
         let st = &mut *st;
