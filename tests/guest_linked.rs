@@ -23,18 +23,6 @@ fn linked(store: &Path, args: &[&str]) -> String {
     common::ok(store, &cmd)
 }
 
-/// The (flags, target) columns of `twz-vmm obj fot OBJ` output.
-fn fot_rows(store: &Path, obj: &str) -> Vec<(String, String)> {
-    common::ok(store, &["obj", "fot", obj])
-        .lines()
-        .skip(1)
-        .map(|l| {
-            let cols: Vec<&str> = l.split_whitespace().collect();
-            (cols[2].to_string(), cols[3].to_string())
-        })
-        .collect()
-}
-
 #[test]
 fn names_added_in_separate_runs_are_listed_in_order_across_objects() {
     if !kvm_available("names_added_in_separate_runs_are_listed_in_order_across_objects") {
@@ -53,7 +41,7 @@ fn names_added_in_separate_runs_are_listed_in_order_across_objects() {
     let mut obj = "people".to_string();
     let mut targets = Vec::new();
     for _ in 0..names.len() - 1 {
-        let rows = fot_rows(s, &obj);
+        let rows = common::fot_rows(s, &obj);
         assert_eq!(rows.len(), 1, "{obj}: {rows:?}");
         assert!(rows[0].0.contains("valid"), "{rows:?}");
         obj = rows[0].1.clone();
@@ -64,7 +52,7 @@ fn names_added_in_separate_runs_are_listed_in_order_across_objects() {
         targets.push(obj.clone());
     }
     assert!(
-        fot_rows(s, &obj).len() == 1,
+        common::fot_rows(s, &obj).len() == 1,
         "the fourth node links the fifth"
     );
     common::ok(s, &["store", "fsck"]);

@@ -29,18 +29,6 @@ fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// The (flags, target) columns of `twz-vmm obj fot OBJ` output.
-fn fot_rows(store: &Path, obj: &str) -> Vec<(String, String)> {
-    common::ok(store, &["obj", "fot", obj])
-        .lines()
-        .skip(1)
-        .map(|l| {
-            let cols: Vec<&str> = l.split_whitespace().collect();
-            (cols[2].to_string(), cols[3].to_string())
-        })
-        .collect()
-}
-
 #[test]
 fn structures_across_objects_survive_the_run() {
     if !kvm_available("structures_across_objects_survive_the_run") {
@@ -64,16 +52,16 @@ fn structures_across_objects_survive_the_run() {
     assert_eq!(stdout(&objdemo(s, &["--slots", "2"], &["walk"])), walked);
 
     // The host sees the edges: root -> node 1 -> node 2 (one deduplicated entry each).
-    let root_fot = fot_rows(s, "objdemo-root");
+    let root_fot = common::fot_rows(s, "objdemo-root");
     assert_eq!(root_fot.len(), 1, "{root_fot:?}");
     let node1 = &root_fot[0].1;
-    let node1_fot = fot_rows(s, node1);
+    let node1_fot = common::fot_rows(s, node1);
     assert_eq!(
         node1_fot.len(),
         1,
         "next and also share one entry: {node1_fot:?}"
     );
-    let node2_fot = fot_rows(s, &node1_fot[0].1);
+    let node2_fot = common::fot_rows(s, &node1_fot[0].1);
     let node3_fot = common::ok(s, &["obj", "fot", &node2_fot[0].1]);
     assert_eq!(node3_fot.lines().count(), 2, "{node3_fot}");
     assert!(

@@ -5,18 +5,16 @@
 //!
 //! Run: `cargo bench -p twz-object-store --bench cap -- --quick`.
 
+mod common;
+
 use std::hint::black_box;
 
 use abi::fot::perms::READ;
 use criterion::{criterion_group, criterion_main, Criterion};
-use object_store::{context_id, CapCache, CapChain, CreateOptions, Grant, Store, DEFAULT_KEY};
+use object_store::{context_id, CapCache, CapChain, CreateOptions, Grant, DEFAULT_KEY};
 
 fn caps(c: &mut Criterion) {
-    let dir = tempfile::Builder::new()
-        .prefix("twz-bench")
-        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-        .expect("temp dir");
-    let store = Store::open(dir.path().join("store")).expect("store");
+    let (_dir, store) = common::temp_store();
     let id = store.create(&CreateOptions::default()).expect("create");
     store.generate_key("alice").expect("key");
     let owner = store.signing_key(DEFAULT_KEY).expect("owner key");

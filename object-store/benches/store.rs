@@ -4,6 +4,8 @@
 //! Run: `cargo bench -p twz-object-store -- --quick`. The temp dir lives under the target
 //! directory (local disk, not tmpfs) so fsync and msync cost what they cost for real.
 
+mod common;
+
 use std::fs::OpenOptions;
 use std::hint::black_box;
 use std::path::Path;
@@ -12,15 +14,8 @@ use abi::layout::{OBJ_SIZE, PAGE_SIZE};
 use criterion::{criterion_group, criterion_main, Criterion};
 use object_store::{Access, CreateOptions, Store};
 
-fn tmp() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("twz-bench")
-        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-        .expect("temp dir")
-}
-
 fn store_ops(c: &mut Criterion) {
-    let dir = tmp();
+    let dir = common::temp_dir();
     let store = Store::open(dir.path().join("store")).expect("store");
     let mut g = c.benchmark_group("store");
 
@@ -59,7 +54,7 @@ fn plain_file(dir: &Path, i: u64) -> std::fs::File {
 }
 
 fn reference(c: &mut Criterion) {
-    let dir = tmp();
+    let dir = common::temp_dir();
     let mut g = c.benchmark_group("reference std::fs");
     let mut i = 0u64;
     g.bench_function("create sparse 1 GiB + mmap (no fsync)", |b| {

@@ -4,20 +4,18 @@
 //!
 //! Run: `cargo bench -p twz-object-store --bench txlog -- --quick`.
 
+mod common;
+
 use std::hint::black_box;
 
 use abi::boot::durability;
 use abi::layout::BASE_OFFSET;
 use abi::txlog::{ObjectMemory, Tx};
 use criterion::{criterion_group, criterion_main, Criterion};
-use object_store::{Access, CreateOptions, Store};
+use object_store::{Access, CreateOptions};
 
 fn update(c: &mut Criterion) {
-    let dir = tempfile::Builder::new()
-        .prefix("twz-bench")
-        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-        .expect("temp dir");
-    let store = Store::open(dir.path().join("store")).expect("store");
+    let (_dir, store) = common::temp_store();
     let id = store.create(&CreateOptions::default()).expect("create");
     let mut obj = store.open_object(id, Access::ReadWrite).expect("open");
     let mut g = c.benchmark_group("8-byte update");
@@ -57,11 +55,7 @@ fn update(c: &mut Criterion) {
 
 /// Persistent allocation inside a transaction (durability `NONE`): begin, alloc, free, commit.
 fn palloc(c: &mut Criterion) {
-    let dir = tempfile::Builder::new()
-        .prefix("twz-bench")
-        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-        .expect("temp dir");
-    let store = Store::open(dir.path().join("store")).expect("store");
+    let (_dir, store) = common::temp_store();
     let id = store.create(&CreateOptions::default()).expect("create");
     let mut obj = store.open_object(id, Access::ReadWrite).expect("open");
     let mut tx = Tx::begin(&mut obj, id, durability::NONE).expect("begin");

@@ -109,3 +109,15 @@ pub fn host_sqlite3<S: AsRef<std::ffi::OsStr>>(args: &[S], input: &str) -> Optio
         }
     }
 }
+
+/// The (flags, target) columns of `twz-vmm obj fot OBJ` output, one pair per entry.
+pub fn fot_rows(store: &Path, obj: &str) -> Vec<(String, String)> {
+    ok(store, &["obj", "fot", obj])
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            (cols[2].to_string(), cols[3].to_string())
+        })
+        .collect()
+}
