@@ -23,6 +23,8 @@ const GUESTS: &[&str] = &[
     "linked",
     "chello",
     "sqlite",
+    "kvs",
+    "netecho",
 ];
 /// Guest-side libraries in `examples/` (not images themselves) whose changes rebuild the guests.
 const GUEST_LIBS: &[&str] = &["sqlite3-lib"];

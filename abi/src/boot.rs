@@ -22,6 +22,8 @@ pub mod flags {
     pub const PMEM: u32 = 1 << 0;
     /// The VMM's standard input is a terminal (an interactive shell may prompt).
     pub const STDIN_IS_TTY: u32 = 1 << 1;
+    /// The run has a stream device (`twz-vmm run --listen ADDR`): `NET_*` ring operations work.
+    pub const NET_LISTEN: u32 = 1 << 2;
 }
 
 /// Boot information. All addresses are guest addresses.

@@ -70,6 +70,18 @@ pub mod nr {
     /// Make `args[2]` bytes at offset `args[1]` of the object in slot `args[0]` durable.
     /// Returns 0; `-EINVAL` for an unmapped slot or a range beyond the object.
     pub const OBJ_FLUSH: u64 = 13;
+    /// Remove the binding of the name at `args[0]` (`args[1]` bytes); the object stays. Returns
+    /// 0; `-ENOENT` if the name is unbound.
+    pub const OBJ_UNBIND: u64 = 14;
+    /// Delete the object whose 16-byte ID is at `args[0]` from the store, with every name bound
+    /// to it (unmapping it from this guest first). Returns 0; `-ENOENT` if there is no such
+    /// object, `-EACCES` without the right to write it, `-EBUSY` while another running guest
+    /// has it open.
+    pub const OBJ_DELETE: u64 = 15;
+    /// Copy why this vCPU's most recent refused call was refused (UTF-8 text, for example
+    /// "capability expired at ...") to `args[0]` (at most `args[1]` bytes). Returns the text's
+    /// full length (0 when no call has been refused).
+    pub const ERR_REASON: u64 = 16;
 }
 
 /// Length in bytes of an object ID as host calls read and write it.
@@ -120,6 +132,8 @@ pub mod errno {
     pub const EBADF: i64 = 9;
     /// Try again.
     pub const EAGAIN: i64 = 11;
+    /// Busy (an operation of the same kind is outstanding, or another guest holds it).
+    pub const EBUSY: i64 = 16;
     /// Out of memory or of slots.
     pub const ENOMEM: i64 = 12;
     /// Permission denied (no capability grants this).
@@ -132,10 +146,16 @@ pub mod errno {
     pub const EINVAL: i64 = 22;
     /// No space left (object or store full).
     pub const ENOSPC: i64 = 28;
+    /// The peer closed the connection (a send could not finish).
+    pub const EPIPE: i64 = 32;
     /// Name too long.
     pub const ENAMETOOLONG: i64 = 36;
     /// Unknown call number.
     pub const ENOSYS: i64 = 38;
+    /// The connection was reset by the peer.
+    pub const ECONNRESET: i64 = 104;
     /// Timed out.
     pub const ETIMEDOUT: i64 = 110;
+    /// Cancelled (a receive outstanding on a connection being closed).
+    pub const ECANCELED: i64 = 125;
 }

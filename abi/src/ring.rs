@@ -9,10 +9,16 @@
 //! The guest produces submissions: it writes `sq[sq_tail % SQ_ENTRIES]`, then stores
 //! `sq_tail + 1` with release ordering, then writes anything to
 //! [`crate::memmap::DOORBELL_RING`] (an ioeventfd: ~2.4 us, the vCPU keeps running). The VMM's
-//! event loop consumes submissions (advancing `sq_head`), performs them in order, and produces one
-//! completion each (`cq[cq_tail % CQ_ENTRIES]`, then `cq_tail + 1` with release ordering). The
-//! guest consumes completions by advancing `cq_head`. A guest must keep fewer than `CQ_ENTRIES`
-//! completions unreaped, and buffers named by a submission must stay valid until its completion.
+//! event loop consumes submissions (advancing `sq_head`) in order and produces one completion
+//! each (`cq[cq_tail % CQ_ENTRIES]`, then `cq_tail + 1` with release ordering). The guest consumes
+//! completions by advancing `cq_head`.
+//!
+//! Flow control: the guest may submit while `sq_tail - sq_head < SQ_ENTRIES`. Most operations
+//! complete as they are consumed; the stream-device operations (`NET_*`) may complete much later
+//! and in any order, so any number of them may be outstanding. The VMM posts a completion only
+//! while `cq_tail - cq_head < CQ_ENTRIES`; beyond that it keeps completions in order in a backlog
+//! of its own and posts them as the guest reaps (counting each in `cq_overflow`), so no
+//! completion is ever lost. Buffers named by a submission must stay valid until its completion.
 //! A malformed submission completes with a negated errno; it never stops the VMM.
 
 /// Number of submission entries.
@@ -36,7 +42,8 @@ pub struct RingHeader {
     pub cq_head: u32,
     /// Next free completion slot (written by the VMM).
     pub cq_tail: u32,
-    /// Completions ever dropped because the guest left the CQ full (written by the VMM).
+    /// Completions that had to wait in the VMM's backlog because the CQ was full (written by
+    /// the VMM).
     pub cq_overflow: u32,
     /// Reserved, zero.
     pub _rsv: [u32; 11],
@@ -102,6 +109,26 @@ pub mod op {
     /// Make `args[2]` bytes at offset `args[1]` of the object in slot `args[0]` durable (the
     /// asynchronous form of `hostcall::nr::OBJ_FLUSH`). Completes with 0 or a negated errno.
     pub const FLUSH: u32 = 2;
+    /// Stream device (`twz-vmm run --listen ADDR`): take the next incoming TCP connection.
+    /// Completes, once a client has connected, with its connection number (`0..`, reused after
+    /// `NET_CLOSE`); `-EBADF` when the run has no `--listen`. Several may be outstanding; each
+    /// takes one connection.
+    pub const NET_ACCEPT: u32 = 3;
+    /// Receive into `args[2]` bytes at guest address `args[1]` from connection `args[0]`.
+    /// Completes once at least one byte has arrived, with the count; 0 when the peer has closed
+    /// its side; `-ECONNRESET` when the connection broke; `-EBUSY` if a receive is already
+    /// outstanding on it; `-EBADF` for an unknown connection. The VMM reads from a connection
+    /// only while a receive is outstanding on it, so a guest that stops receiving pushes back on
+    /// the client through TCP flow control.
+    pub const NET_RECV: u32 = 4;
+    /// Send `args[2]` bytes at guest address `args[1]` on connection `args[0]`. Completes, in
+    /// order with the connection's earlier sends, when every byte has been handed to the host's
+    /// socket, with the count; `-EPIPE` or `-ECONNRESET` when the peer went away first.
+    pub const NET_SEND: u32 = 5;
+    /// Close connection `args[0]`: its outstanding sends finish (or fail) first, an outstanding
+    /// receive completes with `-ECANCELED`, then the socket is closed and this completes with 0.
+    /// The connection number may then be reused by a later accept.
+    pub const NET_CLOSE: u32 = 6;
 }
 
 const _: () = assert!(CQ_OFFSET + CQ_ENTRIES as u64 * 16 <= crate::memmap::RING_SIZE);

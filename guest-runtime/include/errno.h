@@ -22,9 +22,12 @@ TWZ_END_DECLS
 #define ENOSPC 28
 #define ESPIPE 29
 #define EROFS 30
+#define EPIPE 32
 #define EDOM 33
 #define ERANGE 34
 #define ENAMETOOLONG 36
 #define ENOSYS 38
+#define ECONNRESET 104
 #define ETIMEDOUT 110
+#define ECANCELED 125
 #endif

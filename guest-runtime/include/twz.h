@@ -123,6 +123,52 @@ int twz_ptr_store(twz_obj *container, twz_ptr *field, const void *target);
  * object does not exist. */
 int twz_ptr_resolve(const twz_ptr *field, void **out);
 
+/* ---- Stream device: TCP connections served by the VMM (twz-vmm run --listen ADDR) ----
+ * Asynchronous, like io_uring: each call below queues one operation on the ring and returns at
+ * once (0, or a negative errno if it could not be queued); the operation completes later and its
+ * completion is delivered, carrying the caller's `tag`, by twz_net_wait. A buffer passed to
+ * twz_net_recv or twz_net_send must stay untouched until that operation completes. No VM exit
+ * while the VMM's event loop is busy; twz_net_wait exits only when it has to sleep. */
+#define TWZ_NET_ACCEPT 3
+#define TWZ_NET_RECV 4
+#define TWZ_NET_SEND 5
+#define TWZ_NET_CLOSE 6
+/* One completion. */
+typedef struct twz_net_event {
+    uint64_t tag;   /* the tag given when the operation was queued */
+    int64_t result; /* per operation below; a negative errno on failure */
+    int32_t op;     /* TWZ_NET_ACCEPT, TWZ_NET_RECV, TWZ_NET_SEND or TWZ_NET_CLOSE */
+    int32_t conn;   /* the connection (for ACCEPT: the new one, or -1 on failure) */
+} twz_net_event;
+/* 1 when the run has a stream device (--listen), else 0. */
+int twz_net_listening(void);
+/* Takes the next client connection: completes with result = its connection number (also in
+ * `conn`). -EBADF at once without --listen. */
+int twz_net_accept(uint64_t tag);
+/* Receives up to `len` bytes into `buf`: completes with the count once at least one byte
+ * arrived, 0 when the client closed its side, or -ECONNRESET. One receive per connection at a
+ * time (-EBUSY); the VMM reads a connection only while a receive is outstanding on it. */
+int twz_net_recv(int conn, void *buf, size_t len, uint64_t tag);
+/* Sends `len` bytes from `buf`, in order with earlier sends: completes with `len` when all are
+ * handed to the host's socket, or -EPIPE / -ECONNRESET if the client went away. */
+int twz_net_send(int conn, const void *buf, size_t len, uint64_t tag);
+/* Closes the connection after its outstanding sends; an outstanding receive completes with
+ * -ECANCELED first. Completes with 0; the number may then be reused by an accept. */
+int twz_net_close(int conn, uint64_t tag);
+/* Waits up to `timeout_ns` (-1: no limit, 0: just look) for completions and copies up to `max`
+ * of them to `events`: the count (0 on timeout), or a negative errno. */
+int twz_net_wait(twz_net_event *events, int max, int64_t timeout_ns);
+
+/* Deletes the object `*id` and every name bound to it (see OBJ_DELETE): 0, -ENOENT, -EACCES or
+ * -EBUSY while another guest has it open. */
+int twz_obj_delete(const twz_objid *id);
+/* Removes the binding of `name`; the object stays: 0 or -ENOENT. */
+int twz_obj_unbind(const char *name);
+/* Copies why the most recent refused host call was refused (for example "capability expired")
+ * into `buf` as a NUL-terminated string, truncated to `len` bytes: the text's length, 0 if
+ * none. */
+size_t twz_last_error(char *buf, size_t len);
+
 /* Flushes the console and ends the run with `status`. */
 _Noreturn void twz_exit(int status);
 

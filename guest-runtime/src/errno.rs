@@ -31,6 +31,14 @@ impl Errno {
     pub const ENOSYS: Errno = Errno(errno::ENOSYS);
     /// Timed out.
     pub const ETIMEDOUT: Errno = Errno(errno::ETIMEDOUT);
+    /// Busy.
+    pub const EBUSY: Errno = Errno(errno::EBUSY);
+    /// The peer closed the connection.
+    pub const EPIPE: Errno = Errno(errno::EPIPE);
+    /// The connection was reset by the peer.
+    pub const ECONNRESET: Errno = Errno(errno::ECONNRESET);
+    /// Cancelled.
+    pub const ECANCELED: Errno = Errno(errno::ECANCELED);
 
     /// Splits a raw host-call or completion result into success or error.
     pub fn result(ret: i64) -> Result<u64, Errno> {
@@ -59,6 +67,10 @@ impl Errno {
             errno::ENAMETOOLONG => "ENAMETOOLONG",
             errno::ENOSYS => "ENOSYS",
             errno::ETIMEDOUT => "ETIMEDOUT",
+            errno::EBUSY => "EBUSY",
+            errno::EPIPE => "EPIPE",
+            errno::ECONNRESET => "ECONNRESET",
+            errno::ECANCELED => "ECANCELED",
             _ => return None,
         })
     }

@@ -101,6 +101,15 @@ pub struct RunConfig {
     pub pmem: bool,
     /// What a commit waits for (`abi::boot::durability`).
     pub durability: u32,
+    /// Stream device: accept TCP connections on this address (`host:port`; port 0 picks one,
+    /// and the bound address is reported on stderr) and pass them to the guest over the ring.
+    pub listen: Option<String>,
+    /// The security context the guest runs in (`None`: the ceremony-free default context).
+    pub ctx: Option<String>,
+    /// Capability files the guest's context holds, in addition to those stored in it.
+    pub caps: Vec<std::path::PathBuf>,
+    /// The key that owns the objects the guest creates (`None`: the store's default key).
+    pub key: Option<String>,
 }
 
 impl RunConfig {
@@ -117,6 +126,10 @@ impl RunConfig {
             slots: crate::objects::DEFAULT_SLOTS,
             pmem: false,
             durability: abi::boot::durability::COMMIT,
+            listen: None,
+            ctx: None,
+            caps: Vec::new(),
+            key: None,
         }
     }
 }

@@ -26,6 +26,9 @@ const CALL_NAMES: [&str; crate::hostcall::CALL_BUCKETS] = [
     "obj_map",
     "obj_unmap",
     "obj_flush",
+    "obj_unbind",
+    "obj_delete",
+    "err_reason",
     "unknown",
 ];
 

@@ -1,4 +1,5 @@
-//! `twz-vmm run <NAME|IMAGE.elf> [--mem SIZE] [--timeout SECS] [--stats] [--slots N] [--durability none|commit|group] [-- ARGS...]`.
+//! `twz-vmm run <NAME|IMAGE.elf> [--mem SIZE] [--timeout SECS] [--stats] [--slots N] [--durability none|commit|group]
+//! [--listen ADDR] [--ctx CTX] [--cap FILE]... [--key NAME] [-- ARGS...]`.
 //!
 //! The guest's object store (`--store`, `$TWZ_STORE` or the default; created on first use) is
 //! opened at its first object call, so runs that use no objects never touch it; `--pmem` stores
@@ -44,6 +45,19 @@ pub struct RunArgs {
     /// or a group of commits together.
     #[arg(long, value_enum, default_value_t = Durability::Commit)]
     pub durability: Durability,
+    /// Serve TCP on ADDR (host:port, port 0 picks a free one): each connection becomes a
+    /// stream the guest accepts and reads and writes over the ring.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Run the guest in this security context: it maps only objects it holds capabilities for.
+    #[arg(long, value_name = "CTX")]
+    pub ctx: Option<String>,
+    /// A capability file the guest's context holds (repeatable).
+    #[arg(long = "cap", value_name = "FILE")]
+    pub caps: Vec<PathBuf>,
+    /// The key that owns the objects the guest creates (default: the store's default key).
+    #[arg(long, value_name = "NAME")]
+    pub key: Option<String>,
     /// Arguments for the guest (after `--`).
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<String>,
@@ -123,6 +137,10 @@ pub fn exec(globals: &Globals, args: RunArgs) -> anyhow::Result<u8> {
         slots: args.slots,
         pmem: globals.pmem.is_some(),
         durability: args.durability.abi(),
+        listen: args.listen,
+        ctx: args.ctx,
+        caps: args.caps,
+        key: args.key,
     };
     let outcome = run(config).context("cannot run the guest")?;
     if let Some(report) = &outcome.report {

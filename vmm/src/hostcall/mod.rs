@@ -26,7 +26,7 @@ use access::GuestAccess;
 use console::Console;
 
 /// Buckets of [`HostCalls::counts`]: one per call number, the last for unknown numbers.
-pub const CALL_BUCKETS: usize = 15;
+pub const CALL_BUCKETS: usize = 18;
 /// Largest chunk `RANDOM` fills per call.
 pub const MAX_RANDOM: u64 = 4096;
 /// Largest panic message or file name shown.
