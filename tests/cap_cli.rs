@@ -295,3 +295,48 @@ fn each_bad_capability_has_its_own_reason() {
         reason(&spliced_path)
     );
 }
+
+#[test]
+fn one_file_can_grant_several_objects() {
+    let e = setup();
+    e.ok(&["obj", "create", "extra"]);
+    let both = e.file("both.cap");
+    e.ok(&[
+        "cap",
+        "grant",
+        "--target",
+        "people",
+        "--target",
+        "extra",
+        "--target",
+        "people",
+        "--accessor",
+        "reader-ctx",
+        "--perms",
+        "r",
+        "-o",
+        &both,
+    ]);
+    let verify = e.ok(&["cap", "verify", &both, "--accessor", "reader-ctx"]);
+    let lines: Vec<&str> = verify.lines().collect();
+    assert_eq!(lines.len(), 2, "duplicates dropped: {verify}");
+    assert!(lines[0].starts_with("chain 0: valid: r--- on "), "{verify}");
+    let show = e.ok(&["cap", "show", &both]);
+    assert!(show.contains("chain 1 of 2 (object "), "{show}");
+    let json: serde_json::Value =
+        serde_json::from_str(&e.ok(&["cap", "show", &both, "--json"])).unwrap();
+    assert_eq!(json["chains"].as_array().map(Vec::len), Some(2));
+    assert_eq!(json["chains"][1]["verdict"], "valid");
+
+    // A bundle cannot be delegated as a whole; revoking it revokes every chain.
+    let out = e.file("d.cap");
+    assert!(e
+        .refused(&["cap", "delegate", &both, "--perms", "r", "--key", "alice", "-o", &out])
+        .contains("holds 2 chains"));
+    assert_eq!(e.ok(&["cap", "revoke", &both]).lines().count(), 2);
+    assert!(e.refused(&["cap", "verify", &both]).contains("chain 0: "));
+    let cut = write_mutated(&both, |b| b.truncate(b.len() - 1));
+    assert!(e
+        .refused(&["cap", "verify", &cut])
+        .contains("truncated or oversized capability bundle"));
+}

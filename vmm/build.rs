@@ -23,8 +23,10 @@ const GUESTS: &[&str] = &[
     "linked",
     "chello",
     "sqlite",
+    "speedtest1",
     "kvs",
     "netecho",
+    "sharer",
 ];
 /// Guest-side libraries in `examples/` (not images themselves) whose changes rebuild the guests.
 const GUEST_LIBS: &[&str] = &["sqlite3-lib"];

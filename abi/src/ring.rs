@@ -14,8 +14,9 @@
 //! completions by advancing `cq_head`.
 //!
 //! Flow control: the guest may submit while `sq_tail - sq_head < SQ_ENTRIES`. Most operations
-//! complete as they are consumed; the stream-device operations (`NET_*`) may complete much later
-//! and in any order, so any number of them may be outstanding. The VMM posts a completion only
+//! complete as they are consumed; the stream-device operations (`NET_*`) and the flushes
+//! (`FLUSH`, `FLUSH_MANY`, synced by a VMM worker while the ring goes on) may complete much
+//! later and in any order, so any number of them may be outstanding. The VMM posts a completion only
 //! while `cq_tail - cq_head < CQ_ENTRIES`; beyond that it keeps completions in order in a backlog
 //! of its own and posts them as the guest reaps (counting each in `cq_overflow`), so no
 //! completion is ever lost. Buffers named by a submission must stay valid until its completion.
@@ -129,6 +130,29 @@ pub mod op {
     /// receive completes with `-ECANCELED`, then the socket is closed and this completes with 0.
     /// The connection number may then be reused by a later accept.
     pub const NET_CLOSE: u32 = 6;
+    /// Make several ranges durable together: `args[1]` [`super::FlushRange`] entries at guest
+    /// address `args[0]` (at most [`super::FLUSH_MANY_MAX`]). Completes with 0 once every range
+    /// is durable, or with the first failure's negated errno. The VMM syncs each object once per
+    /// batch (and batches concurrent requests), so one request per fence costs about one disk
+    /// flush per object rather than one per range. May complete late and out of order (the
+    /// array must stay valid until then).
+    pub const FLUSH_MANY: u32 = 7;
 }
+
+/// One range of a [`op::FLUSH_MANY`] request: `len` bytes at `offset` of the object in `slot`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlushRange {
+    /// The object's slot.
+    pub slot: u64,
+    /// Byte offset inside the object.
+    pub offset: u64,
+    /// Bytes.
+    pub len: u64,
+}
+crate::assert_size!(FlushRange, 24);
+
+/// Most ranges one [`op::FLUSH_MANY`] request may name.
+pub const FLUSH_MANY_MAX: u64 = 256;
 
 const _: () = assert!(CQ_OFFSET + CQ_ENTRIES as u64 * 16 <= crate::memmap::RING_SIZE);

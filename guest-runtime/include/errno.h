@@ -11,6 +11,7 @@ TWZ_END_DECLS
 #define ENOENT 2
 #define EINTR 4
 #define EIO 5
+#define E2BIG 7
 #define EBADF 9
 #define EAGAIN 11
 #define ENOMEM 12
@@ -19,6 +20,7 @@ TWZ_END_DECLS
 #define EBUSY 16
 #define EEXIST 17
 #define EINVAL 22
+#define EFBIG 27
 #define ENOSPC 28
 #define ESPIPE 29
 #define EROFS 30

@@ -21,6 +21,8 @@ void twz_console_flush(void);
 /* Reads up to `len` bytes of standard input, blocking until at least one: the count, 0 at end of
  * input, or a negative errno. One VM exit per 4 KiB refill. */
 long twz_stdin_read(void *buf, size_t len);
+/* 1 when the VMM's standard input is a terminal (an interactive shell may prompt), else 0. */
+int twz_stdin_is_tty(void);
 /* Nanoseconds on a monotonic clock (rdtsc, about 9 ns, no exit). */
 uint64_t twz_monotonic_ns(void);
 /* Nanoseconds since the Unix epoch (rdtsc anchored at boot, no exit). */
@@ -68,6 +70,11 @@ void *twz_obj_base(twz_obj *o);
 /* The most bytes the data region (and so a byte stream) holds: 1 GiB less the null page, the log,
  * the FOT and the metadata (about 1019 MiB). */
 uint64_t twz_obj_max_size(void);
+/* The run's durability mode (twz-vmm run --durability), for what a flush should wait for. */
+#define TWZ_DURABILITY_NONE 0   /* nothing: stores survive the VMM being killed, not power loss */
+#define TWZ_DURABILITY_COMMIT 1 /* each commit flushes what it wrote */
+#define TWZ_DURABILITY_GROUP 2  /* commits may be flushed together */
+int twz_obj_durability(void);
 /* The byte stream's length (0 for a new object), or a negative errno. For an object built by the
  * persistent allocator it is the size in use. */
 int64_t twz_obj_size(twz_obj *o);
@@ -97,6 +104,14 @@ int twz_tx_record(twz_tx *tx, const void *p, size_t len);
 int twz_tx_commit(twz_tx *tx);
 /* Puts back every recorded range (newest first) and frees `tx`. */
 int twz_tx_abort(twz_tx *tx);
+/* Adds the `len` bytes at `p` (stored without twz_tx_record, e.g. a fresh twz_obj_alloc block)
+ * to what the commit makes durable: they are flushed in the commit's one fence, not separately. */
+int twz_tx_flush(twz_tx *tx, const void *p, size_t len);
+/* Makes every transaction committed so far durable (all anchors), with one host request, and
+ * waits. In --durability group commits do not wait: call this before acknowledging any write
+ * (for example once per batch of requests, then send all the replies). Cheap when there is
+ * nothing pending (none, commit). */
+int twz_sync(void);
 /* Allocates `size` bytes inside `o` as part of the transaction (undone if it aborts) and stores
  * their address in `*out` (16-byte aligned, contents undefined; no need to record them before
  * the first stores). The first allocation in an object sets up its allocator and reserves

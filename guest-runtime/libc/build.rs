@@ -11,7 +11,7 @@ fn main() {
     }
     let guest = std::env::var_os("CARGO_FEATURE_GUEST").is_some();
     let mut b = if guest {
-        let mut b = twz_cbuild::guest();
+        let mut b = twz_cbuild::libc_shim();
         b.files(GUEST_ONLY);
         b
     } else {

@@ -197,6 +197,12 @@ pub unsafe extern "C" fn twz_stdin_read(buf: *mut c_void, len: usize) -> c_long 
     }
 }
 
+/// `twz_stdin_is_tty` of `twz.h`: 1 when the VMM's standard input is a terminal.
+#[no_mangle]
+pub extern "C" fn twz_stdin_is_tty() -> c_int {
+    c_int::from(crate::boot::info().flags & abi::boot::flags::STDIN_IS_TTY != 0)
+}
+
 /// `twz_monotonic_ns` of `twz.h`: nanoseconds since boot.
 #[no_mangle]
 pub extern "C" fn twz_monotonic_ns() -> u64 {

@@ -33,7 +33,7 @@ pub(crate) fn neg_errno(e: ObjError) -> i64 {
         ObjError::NoSuchName | ObjError::NoSuchObject(_) => errno::ENOENT,
         ObjError::NameTooLong => errno::ENAMETOOLONG,
         ObjError::FotFull => errno::ENOSPC,
-        ObjError::ReadOnly => errno::EACCES,
+        ObjError::ReadOnly | ObjError::Denied(_) => errno::EACCES,
         ObjError::Null
         | ObjError::OutOfRange(_)
         | ObjError::NotInObject
@@ -115,6 +115,58 @@ pub unsafe extern "C" fn twz_obj_open(name: *const c_char, out: *mut *mut TwzObj
     };
     // SAFETY: caller guarantee.
     unsafe { hand_out(r, out) }
+}
+
+/// `twz_last_error`: why the most recent refused host call was refused, NUL-terminated in
+/// `buf` (truncated to `len` bytes); returns the text's length, 0 when nothing was refused.
+///
+/// # Safety
+/// `buf` null (with any `len`) or writable for `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn twz_last_error(buf: *mut c_char, len: usize) -> usize {
+    if buf.is_null() || len == 0 {
+        return crate::object::sys::last_error_into(&mut []);
+    }
+    // SAFETY: caller guarantee.
+    let out = unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), len) };
+    let (text, nul) = out.split_at_mut(len - 1);
+    let n = crate::object::sys::last_error_into(text);
+    let end = n.min(text.len());
+    // `nul` is the last byte: the terminator goes right after the copied text.
+    if end < text.len() {
+        text[end] = 0;
+    } else {
+        nul[0] = 0;
+    }
+    n
+}
+
+/// `twz_obj_delete`: deletes object `*id` and every name bound to it (the object is unmapped
+/// from this guest first; handles on it stop working).
+///
+/// # Safety
+/// `id` null or readable for 16 bytes.
+#[no_mangle]
+pub unsafe extern "C" fn twz_obj_delete(id: *const ObjId) -> c_int {
+    if id.is_null() {
+        return EINVAL;
+    }
+    // SAFETY: caller guarantee; `ObjId` is 16 plain bytes.
+    let id = unsafe { id.read_unaligned() };
+    crate::object::sys::delete(id).map_or_else(neg, |()| 0)
+}
+
+/// `twz_obj_unbind`: removes the binding of `name`; the object stays.
+///
+/// # Safety
+/// `name` null or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn twz_obj_unbind(name: *const c_char) -> c_int {
+    // SAFETY: caller guarantee.
+    match unsafe { name_arg(name) } {
+        Ok(n) => crate::object::sys::unbind(n).map_or_else(neg, |()| 0),
+        Err(e) => e,
+    }
 }
 
 /// `twz_obj_open_id`: object `id`, writable if `writable` is non-zero.
@@ -221,6 +273,12 @@ pub unsafe extern "C" fn twz_obj_base(o: *mut TwzObj) -> *mut u8 {
         .map_or(core::ptr::null_mut(), |a| (a + BASE_OFFSET) as *mut u8)
 }
 
+/// `twz_obj_durability`: the run's durability mode (`abi::boot::durability`).
+#[no_mangle]
+pub extern "C" fn twz_obj_durability() -> c_int {
+    crate::boot::info().durability as c_int
+}
+
 /// `twz_obj_max_size`: the largest byte stream an object holds.
 #[no_mangle]
 pub extern "C" fn twz_obj_max_size() -> u64 {
@@ -302,19 +360,23 @@ pub unsafe extern "C" fn twz_obj_flush(o: *mut TwzObj, off: u64, len: u64) -> c_
     if off.checked_add(len).is_none_or(|end| end > MAX_STREAM) {
         return EINVAL;
     }
-    if len > 0 {
-        if let Err(e) = h.obj.flush_range(BASE_OFFSET + off, len) {
+    let header = META_OFFSET + offset_of!(ObjMeta, flags) as u64;
+    let header_end = META_OFFSET + offset_of!(ObjMeta, alloc_top) as u64 + 8;
+    // With a new length, one request covers the data and the header: one host msync and one
+    // disk flush instead of two (the host writes back only dirty pages, so the clean pages in
+    // between cost nothing).
+    let range = match (len > 0, h.size_dirty) {
+        (true, true) => Some((BASE_OFFSET + off, header_end - (BASE_OFFSET + off))),
+        (true, false) => Some((BASE_OFFSET + off, len)),
+        (false, true) => Some((header, header_end - header)),
+        (false, false) => None,
+    };
+    if let Some((start, n)) = range {
+        if let Err(e) = h.obj.flush_range(start, n) {
             return neg(e);
         }
     }
-    if h.size_dirty {
-        let header = META_OFFSET + offset_of!(ObjMeta, flags) as u64;
-        let end = META_OFFSET + offset_of!(ObjMeta, alloc_top) as u64 + 8;
-        if let Err(e) = h.obj.flush_range(header, end - header) {
-            return neg(e);
-        }
-        h.size_dirty = false;
-    }
+    h.size_dirty = false;
     0
 }
 
@@ -345,6 +407,8 @@ mod tests {
             assert_eq!(twz_obj_flush(core::ptr::null_mut(), 0, 1), EINVAL);
             assert!(twz_obj_base(core::ptr::null_mut()).is_null());
             twz_obj_close(core::ptr::null_mut());
+            assert_eq!(twz_obj_delete(core::ptr::null()), EINVAL);
+            assert_eq!(twz_obj_unbind(core::ptr::null()), EINVAL);
         }
         assert!(out.is_null());
         assert_eq!(twz_obj_max_size(), DATA_END - BASE_OFFSET);

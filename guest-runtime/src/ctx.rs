@@ -113,6 +113,26 @@ pub unsafe extern "C" fn twz_tx_commit(tx: *mut Tx) -> c_int {
     status(unsafe { take(tx) }.commit())
 }
 
+/// `twz_tx_flush`: the commit also makes `len` bytes at `p` durable (bytes stored without
+/// recording them, such as a fresh allocation's payload), in its one fence.
+///
+/// # Safety
+/// `tx` null or a live transaction handle.
+#[no_mangle]
+pub unsafe extern "C" fn twz_tx_flush(tx: *mut Tx, p: *const c_void, len: usize) -> c_int {
+    // SAFETY: caller guarantee.
+    let Some(tx) = (unsafe { tx_handle(tx) }) else {
+        return EINVAL;
+    };
+    status(tx.flush_addr(p as u64, len as u64))
+}
+
+/// `twz_sync`: makes every transaction committed so far durable ([`crate::tx::sync`]).
+#[no_mangle]
+pub extern "C" fn twz_sync() -> c_int {
+    crate::tx::sync().map_or_else(|e| neg_errno(e) as c_int, |()| 0)
+}
+
 /// `twz_tx_abort`: rolls back and frees the handle.
 ///
 /// # Safety

@@ -1,6 +1,7 @@
-//! The runtime's use of the ring: console streams and request/response calls, sharing one
-//! completion stream. Whoever waits reaps every completion and routes console ones to their
-//! queue, so no completion is left behind.
+//! The runtime's use of the ring: console streams, request/response calls and the stream
+//! device, sharing one completion stream. Whoever waits reaps every completion and routes it:
+//! console ones free their buffer space, stream-device ones are queued for
+//! [`crate::net::wait`], so no completion is left behind.
 
 use abi::hostcall::fd;
 use abi::ring::{op, Cqe, Sqe};
@@ -8,6 +9,7 @@ use abi::ring::{op, Cqe, Sqe};
 use crate::console::ByteQueue;
 use crate::errno::Errno;
 use crate::global::Global;
+use crate::net::{Conn, Event, NetBook, Op, NET_TAG};
 use crate::ring::Ring;
 use crate::time;
 
@@ -23,6 +25,13 @@ const STDERR_BIT: u64 = 1 << 62;
 /// about 7 us; on a loaded one the VMM's event thread may not get a CPU while we spin, and a
 /// short spin bounds the loss (measured here: 20 us spin, ~48 us worst median; 100 us, ~140 us).
 const SPIN_NS: u64 = 20_000;
+/// How long submissions may sit unconsumed while a waiter spins before it stops spinning and
+/// lets `RING_WAIT` consume them on the vCPU's thread: the event loop said it polls, yet it is
+/// not running (typically it shares the CPU with this vCPU, which spinning would only starve).
+const UNCONSUMED_NS: u64 = 3_000;
+/// One wait in this many spins the full [`SPIN_NS`] whatever the budget says, so a waiter
+/// notices when spinning pays again.
+const PROBE_EVERY: u32 = 32;
 /// How long one blocking wait lasts before looking again (guards against a lost wake-up).
 const BLOCK_NS: u64 = 10_000_000;
 
@@ -40,14 +49,46 @@ struct Io {
     out: ByteQueue<STDOUT_BUF>,
     err: ByteQueue<STDERR_BUF>,
     next_user_data: u64,
+    net: NetBook,
+    spin: SpinBudget,
 }
 
-static IO: Global<Io> = Global::new(Io {
-    ring: Ring::absent(),
-    out: ByteQueue::new(),
-    err: ByteQueue::new(),
-    next_user_data: 0,
-});
+/// How long a waiter spins before it blocks, adapted to what spinning achieved. Spinning pays
+/// when the VMM's event loop runs on another CPU (a completion arrives within microseconds, no
+/// exit); when it shares this vCPU's CPU, spinning only keeps it from running, so the budget
+/// halves each time spinning did not pay and returns to the full window when it did (and on a
+/// probe every [`PROBE_EVERY`] waits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SpinBudget {
+    ns: u64,
+    waits: u32,
+}
+
+impl SpinBudget {
+    const fn new() -> Self {
+        SpinBudget {
+            ns: SPIN_NS,
+            waits: 0,
+        }
+    }
+
+    /// The spin for the next wait.
+    fn next(&mut self) -> u64 {
+        self.waits = self.waits.wrapping_add(1);
+        if self.waits.is_multiple_of(PROBE_EVERY) {
+            SPIN_NS
+        } else {
+            self.ns
+        }
+    }
+
+    /// Records whether the last wait's spin ended with a completion (no block).
+    fn paid(&mut self, yes: bool) {
+        self.ns = if yes { SPIN_NS } else { self.ns / 2 };
+    }
+}
+
+static IO: Global<Io> = Global::new(Io::new(Ring::absent()));
 
 /// Attaches the runtime to the ring; called once at start.
 ///
@@ -62,6 +103,17 @@ pub(crate) unsafe fn init(ring_base: u64) {
 }
 
 impl Io {
+    const fn new(ring: Ring) -> Io {
+        Io {
+            ring,
+            out: ByteQueue::new(),
+            err: ByteQueue::new(),
+            next_user_data: 0,
+            net: NetBook::new(),
+            spin: SpinBudget::new(),
+        }
+    }
+
     fn queue(&mut self, s: Stream) -> &mut dyn QueueOps {
         match s {
             Stream::Stdout => &mut self.out,
@@ -69,9 +121,12 @@ impl Io {
         }
     }
 
-    /// Routes a completion: console writes free their buffer space.
+    /// Routes a completion: console writes free their buffer space, stream-device operations
+    /// become events for [`crate::net::wait`].
     fn complete(&mut self, cqe: Cqe) {
-        if cqe.user_data & CONSOLE_TAG != 0 {
+        if cqe.user_data & NET_TAG != 0 && cqe.user_data & CONSOLE_TAG == 0 {
+            self.net.complete(&cqe);
+        } else if cqe.user_data & CONSOLE_TAG != 0 {
             let len = (cqe.user_data & 0xffff_ffff) as usize;
             let s = if cqe.user_data & STDERR_BIT != 0 {
                 Stream::Stderr
@@ -96,21 +151,68 @@ impl Io {
         if self.ring.unreaped() == 0 {
             return false;
         }
-        let hz = crate::boot::info().tsc_hz;
-        let spin_until = time::rdtsc().saturating_add(time::ns_to_ticks(SPIN_NS, hz));
-        while self.ring.ready() == 0 {
-            if time::rdtsc() > spin_until {
-                // Block in the VMM; errors only mean "look again".
-                let _ = crate::hostcall::ring_wait(BLOCK_NS);
-            } else {
-                core::hint::spin_loop();
-            }
-        }
+        self.await_ready(None);
         while let Some(c) = self.ring.reap() {
             self.complete(c);
             on_cqe(&c);
         }
         true
+    }
+
+    /// Waits until a completion is ready to reap or the TSC passes `deadline` (`None`: no
+    /// limit): spins (up to [`SPIN_NS`], see [`SpinBudget`]), then blocks in the VMM
+    /// ([`BLOCK_NS`] at a time). Returns whether one is ready.
+    fn await_ready(&mut self, deadline: Option<u64>) -> bool {
+        if self.ring.ready() > 0 {
+            return true;
+        }
+        let hz = crate::boot::info().tsc_hz;
+        let start = time::rdtsc();
+        let mut spin_until = start.saturating_add(time::ns_to_ticks(self.spin.next(), hz));
+        let stalled_after = start.saturating_add(time::ns_to_ticks(UNCONSUMED_NS, hz));
+        let mut blocked = false;
+        loop {
+            if self.ring.ready() > 0 {
+                self.spin.paid(!blocked);
+                return true;
+            }
+            let now = time::rdtsc();
+            if deadline.is_some_and(|d| now >= d) {
+                return false;
+            }
+            if now > stalled_after && self.ring.unconsumed() > 0 {
+                spin_until = now;
+            }
+            if now >= spin_until {
+                let slice = deadline.map_or(BLOCK_NS, |d| {
+                    time::ticks_to_ns(d - now, hz).clamp(1, BLOCK_NS)
+                });
+                // Block in the VMM; errors only mean "look again".
+                let _ = crate::hostcall::ring_wait(slice);
+                blocked = true;
+            } else {
+                core::hint::spin_loop();
+            }
+        }
+    }
+
+    /// Waits until the VMM has consumed enough submissions for one more to fit. The VMM consumes
+    /// every submission promptly (completions that take long are kept aside), so this is short;
+    /// `RING_WAIT` with a 1 ns timeout makes the vCPU's thread consume them if the event loop is
+    /// slow to.
+    fn await_room(&mut self) {
+        let hz = crate::boot::info().tsc_hz;
+        let spin_until = time::rdtsc().saturating_add(time::ns_to_ticks(SPIN_NS, hz));
+        while !self.ring.has_room() {
+            self.ring.doorbell();
+            self.reap_ready();
+            if time::rdtsc() > spin_until {
+                let _ = crate::hostcall::ring_wait(1);
+            } else {
+                core::hint::spin_loop();
+            }
+        }
+        self.reap_ready();
     }
 
     /// Submits everything unsent in stream `s`, waiting for ring room as needed.
@@ -147,8 +249,7 @@ impl Io {
                 q.mark_sent(len);
                 q.reclaim(len);
             } else {
-                self.ring.doorbell();
-                self.wait(|_| {});
+                self.await_room();
             }
         }
         if submitted {
@@ -229,7 +330,7 @@ pub fn sync() {
     if let Some(mut io) = IO.try_lock() {
         io.flush(Stream::Stdout);
         io.flush(Stream::Stderr);
-        while io.wait(|_| {}) {}
+        while io.console_in_flight() && io.wait(|_| {}) {}
     }
 }
 
@@ -270,12 +371,31 @@ impl Io {
         if !self.ring.is_present() {
             return Err(Errno::ENOSYS);
         }
-        while !self.ring.has_room() {
-            self.ring.doorbell();
-            self.wait(|_| {});
-        }
-        let user_data = self.next_user_data & !(CONSOLE_TAG | STDERR_BIT);
+        let user_data = self.next_user_data & !(CONSOLE_TAG | STDERR_BIT | NET_TAG);
         self.next_user_data = self.next_user_data.wrapping_add(1);
+        // SAFETY: forwarded caller guarantee.
+        unsafe { self.submit_as(op, flags, args, user_data) }?;
+        Ok(user_data)
+    }
+
+    /// Submits one operation with the given `user_data` (waiting for ring room) and rings the
+    /// doorbell.
+    ///
+    /// # Safety
+    /// As for [`Io::submit`].
+    unsafe fn submit_as(
+        &mut self,
+        op: u32,
+        flags: u32,
+        args: [u64; 6],
+        user_data: u64,
+    ) -> Result<(), Errno> {
+        if !self.ring.is_present() {
+            return Err(Errno::ENOSYS);
+        }
+        if !self.ring.has_room() {
+            self.await_room();
+        }
         let sqe = Sqe {
             op,
             flags,
@@ -285,7 +405,13 @@ impl Io {
         // SAFETY: forwarded caller guarantee.
         unsafe { self.ring.push(sqe) };
         self.ring.doorbell();
-        Ok(user_data)
+        Ok(())
+    }
+
+    /// True while console writes are submitted and not completed.
+    fn console_in_flight(&self) -> bool {
+        self.out.free() + self.out.unsent() < STDOUT_BUF
+            || self.err.free() + self.err.unsent() < STDERR_BUF
     }
 
     /// Waits for the completion of submission `user_data` and returns its result (`-EIO` if it
@@ -306,9 +432,75 @@ impl Io {
     }
 }
 
-/// Completions the VMM dropped because the queue was full (should stay 0).
+/// Completions that waited in the VMM's backlog because the completion queue was full.
 pub fn ring_overflows() -> u32 {
     IO.try_lock().map(|io| io.ring.overflows()).unwrap_or(0)
+}
+
+/// Queues a stream-device operation (see [`crate::net`]) whose completion becomes an [`Event`]
+/// with `tag`, `kind` and `conn`.
+///
+/// # Safety
+/// Memory named by `args` must stay valid for the operation until its event is returned by
+/// [`wait_net`].
+pub(crate) unsafe fn submit_net(
+    op: u32,
+    kind: Op,
+    conn: Conn,
+    args: [u64; 6],
+    tag: u64,
+) -> Result<(), Errno> {
+    let mut io = IO.try_lock().ok_or(Errno::EAGAIN)?;
+    // SAFETY: forwarded caller guarantee.
+    unsafe { io.submit_net(op, kind, conn, args, tag) }
+}
+
+/// Moves completed stream-device events to `out`, waiting up to `timeout_ns` (`None`: no limit)
+/// for the first; see [`crate::net::wait`].
+pub(crate) fn wait_net(out: &mut [Event], timeout_ns: Option<u64>) -> Result<usize, Errno> {
+    let mut io = IO.try_lock().ok_or(Errno::EAGAIN)?;
+    Ok(io.wait_net(out, timeout_ns))
+}
+
+impl Io {
+    /// See [`submit_net`].
+    ///
+    /// # Safety
+    /// As for [`submit_net`].
+    unsafe fn submit_net(
+        &mut self,
+        op: u32,
+        kind: Op,
+        conn: Conn,
+        args: [u64; 6],
+        tag: u64,
+    ) -> Result<(), Errno> {
+        let user_data = self.net.register(tag, kind, conn);
+        // SAFETY: forwarded caller guarantee.
+        let r = unsafe { self.submit_as(op, 0, args, user_data) };
+        if r.is_err() {
+            self.net.unregister(user_data);
+        }
+        r
+    }
+
+    /// See [`wait_net`].
+    fn wait_net(&mut self, out: &mut [Event], timeout_ns: Option<u64>) -> usize {
+        let hz = crate::boot::info().tsc_hz;
+        let deadline = timeout_ns.map(|ns| time::rdtsc().saturating_add(time::ns_to_ticks(ns, hz)));
+        loop {
+            self.reap_ready();
+            if self.net.has_events() {
+                return self.net.pop_into(out);
+            }
+            if self.net.outstanding() == 0 || timeout_ns == Some(0) {
+                return 0;
+            }
+            if !self.await_ready(deadline) {
+                return 0;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -338,12 +530,29 @@ mod tests {
         (area.as_mut_ptr() as u64, bell as *mut u64 as u64)
     }
 
+    /// `NOP` argument that makes the fake VMM complete its held receives first.
+    const RELEASE_RECVS: u64 = u64::MAX;
+
+    /// Posts one completion, waiting (as the VMM's backlog does) while the queue is full.
+    fn post(base: u64, user_data: u64, result: i64) {
+        let tail = word(base, header::CQ_TAIL).load(Ordering::Relaxed);
+        while tail.wrapping_sub(word(base, header::CQ_HEAD).load(Ordering::Acquire)) >= CQ_ENTRIES {
+            std::thread::yield_now();
+        }
+        let cqe = Cqe { user_data, result };
+        // SAFETY: a completion slot inside the ring area that the guest has reaped.
+        unsafe { core::ptr::write_volatile(cqe_addr(base, tail) as *mut Cqe, cqe) };
+        word(base, header::CQ_TAIL).store(tail.wrapping_add(1), Ordering::Release);
+    }
+
     /// Plays the VMM on another thread: performs each submission in order (WRITE appends the
-    /// named bytes to its stream's log, NOP echoes `args[0]`) and posts its completion. Returns
-    /// the stdout and stderr logs once `stop` is set and the queue is empty.
+    /// named bytes to its stream's log, NOP echoes `args[0]`, NET_RECV is held until a NOP of
+    /// [`RELEASE_RECVS`] completes them newest first with `args[0]` as the count) and posts its
+    /// completion. Returns the stdout and stderr logs once `stop` is set and the queue is empty.
     fn fake_vmm(base: u64, stop: Arc<AtomicBool>) -> JoinHandle<(Vec<u8>, Vec<u8>)> {
         std::thread::spawn(move || {
             let (mut out, mut err) = (Vec::new(), Vec::new());
+            let mut held: Vec<Sqe> = Vec::new();
             loop {
                 let head = word(base, header::SQ_HEAD).load(Ordering::Relaxed);
                 if head == word(base, header::SQ_TAIL).load(Ordering::Acquire) {
@@ -375,24 +584,23 @@ mod tests {
                             -EBADF
                         }
                     }
-                    op::NOP => sqe.args[0] as i64,
+                    op::NOP => {
+                        if sqe.args[0] == RELEASE_RECVS {
+                            while let Some(r) = held.pop() {
+                                post(base, r.user_data, r.args[0] as i64);
+                            }
+                        }
+                        sqe.args[0] as i64
+                    }
+                    op::NET_RECV => {
+                        held.push(sqe);
+                        word(base, header::SQ_HEAD).store(head.wrapping_add(1), Ordering::Release);
+                        continue;
+                    }
                     _ => -ENOSYS,
                 };
                 word(base, header::SQ_HEAD).store(head.wrapping_add(1), Ordering::Release);
-                let tail = word(base, header::CQ_TAIL).load(Ordering::Relaxed);
-                let unreaped =
-                    tail.wrapping_sub(word(base, header::CQ_HEAD).load(Ordering::Acquire));
-                assert!(
-                    unreaped < CQ_ENTRIES,
-                    "the guest let the completion queue fill"
-                );
-                let cqe = Cqe {
-                    user_data: sqe.user_data,
-                    result,
-                };
-                // SAFETY: a completion slot inside the ring area that the guest has reaped.
-                unsafe { core::ptr::write_volatile(cqe_addr(base, tail) as *mut Cqe, cqe) };
-                word(base, header::CQ_TAIL).store(tail.wrapping_add(1), Ordering::Release);
+                post(base, sqe.user_data, result);
             }
         })
     }
@@ -400,13 +608,8 @@ mod tests {
     #[test]
     fn console_output_and_calls_share_the_ring() {
         let (base, bell) = fake_ring();
-        let mut io = Box::new(Io {
-            // SAFETY: the leaked area and doorbell word live forever; only this Io uses them.
-            ring: unsafe { Ring::attach_with_doorbell(base, bell) },
-            out: ByteQueue::new(),
-            err: ByteQueue::new(),
-            next_user_data: 0,
-        });
+        // SAFETY: the leaked area and doorbell word live forever; only this Io uses them.
+        let mut io = Box::new(Io::new(unsafe { Ring::attach_with_doorbell(base, bell) }));
         let stop = Arc::new(AtomicBool::new(false));
         let vmm = fake_vmm(base, stop.clone());
 
@@ -446,13 +649,74 @@ mod tests {
     }
 
     #[test]
+    fn stream_completions_outnumbering_both_queues_all_reach_wait() {
+        let (base, bell) = fake_ring();
+        // SAFETY: the leaked area and doorbell word live forever; only this Io uses them.
+        let mut io = Box::new(Io::new(unsafe { Ring::attach_with_doorbell(base, bell) }));
+        let stop = Arc::new(AtomicBool::new(false));
+        let vmm = fake_vmm(base, stop.clone());
+        let n = (CQ_ENTRIES + abi::ring::SQ_ENTRIES + 44) as usize;
+        for i in 0..n {
+            let args = [i as u64, 0, 0, 0, 0, 0];
+            // SAFETY: the fake VMM touches no memory for a receive.
+            let r =
+                unsafe { io.submit_net(op::NET_RECV, Op::Recv, i as Conn, args, 1000 + i as u64) };
+            assert_eq!(r, Ok(()), "receive {i} queued while {i} are outstanding");
+        }
+        assert_eq!(io.net.outstanding(), n);
+        let mut events = std::vec![Event::default(); 64];
+        assert_eq!(
+            io.wait_net(&mut events, Some(0)),
+            0,
+            "nothing completed yet"
+        );
+        // SAFETY: NOP names no memory.
+        let ud = unsafe { io.submit(op::NOP, 0, [RELEASE_RECVS, 0, 0, 0, 0, 0]) };
+        assert_eq!(io.wait_for(ud.expect("ring present")), -1);
+        let mut seen = std::vec![false; n];
+        let mut got = 0;
+        while got < n {
+            let k = io.wait_net(&mut events, Some(1_000_000_000));
+            assert!(k > 0, "events stopped after {got}");
+            for e in &events[..k] {
+                assert_eq!(e.op, Op::Recv);
+                assert_eq!(
+                    e.tag,
+                    1000 + e.result as u64,
+                    "tag travels with the operation"
+                );
+                assert_eq!(e.conn as i64, e.result);
+                seen[e.conn as usize] = true;
+            }
+            got += k;
+        }
+        assert!(seen.iter().all(|s| *s), "every receive completed once");
+        assert_eq!(
+            io.wait_net(&mut events, None),
+            0,
+            "nothing outstanding: no wait"
+        );
+        stop.store(true, Ordering::Release);
+        vmm.join().expect("fake VMM");
+    }
+
+    #[test]
+    fn spinning_backs_off_when_it_does_not_pay_and_probes_now_and_then() {
+        let mut b = SpinBudget::new();
+        assert_eq!(b.next(), SPIN_NS);
+        for _ in 0..20 {
+            b.paid(false);
+        }
+        let spins: Vec<u64> = (0..PROBE_EVERY).map(|_| b.next()).collect();
+        assert!(spins.contains(&0), "spinning stopped: {spins:?}");
+        assert!(spins.contains(&SPIN_NS), "a probe spins the full window");
+        b.paid(true);
+        assert_eq!(b.next(), SPIN_NS, "paid again: the full window is back");
+    }
+
+    #[test]
     fn without_a_ring_calls_fail_cleanly() {
-        let mut io = Box::new(Io {
-            ring: Ring::absent(),
-            out: ByteQueue::new(),
-            err: ByteQueue::new(),
-            next_user_data: 0,
-        });
+        let mut io = Box::new(Io::new(Ring::absent()));
         // SAFETY: NOP names no memory.
         assert_eq!(unsafe { io.submit(op::NOP, 0, [0; 6]) }, Err(Errno::ENOSYS));
         assert!(!io.wait(|_| {}), "nothing to wait for");

@@ -31,6 +31,7 @@ pub mod args;
 pub mod boot;
 #[cfg(feature = "guest")]
 pub mod cabi;
+pub mod cnet;
 pub mod cobj;
 pub mod console;
 pub mod ctx;
@@ -39,6 +40,7 @@ mod global;
 pub mod heap;
 pub mod hostcall;
 pub mod io;
+pub mod net;
 pub mod object;
 pub mod ring;
 #[cfg(feature = "guest")]

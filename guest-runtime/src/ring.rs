@@ -1,9 +1,10 @@
 //! The guest's end of the asynchronous ring (see [`abi::ring`]): produce submissions, ring the
 //! ioeventfd doorbell (about 2.4 us, no exit), reap completions.
 //!
-//! The runtime keeps fewer than [`SQ_ENTRIES`] submissions unreaped at any time. Since the VMM
-//! consumes a submission before it posts its completion, that bound keeps the submission queue
-//! from overflowing and leaves the completion queue (with more entries) never full.
+//! Flow control follows the ABI: a submission fits while `sq_tail - sq_head < SQ_ENTRIES`
+//! (`sq_head` is the VMM's count of consumed submissions). Completions are not bounded by it:
+//! stream-device operations stay outstanding for as long as a client takes, and the VMM keeps
+//! whatever does not fit in the completion queue in a backlog of its own until the guest reaps.
 
 use core::sync::atomic::{fence, AtomicU32, Ordering};
 
@@ -94,9 +95,18 @@ impl Ring {
         unreaped(self.sq_tail, self.cq_head)
     }
 
-    /// True when one more submission keeps the ring within its bounds.
+    /// Submissions the VMM has not consumed yet.
+    pub fn unconsumed(&self) -> u32 {
+        if !self.is_present() {
+            return 0;
+        }
+        self.sq_tail
+            .wrapping_sub(self.word(header::SQ_HEAD).load(Ordering::Acquire))
+    }
+
+    /// True when one more submission fits in the submission queue.
     pub fn has_room(&self) -> bool {
-        self.is_present() && self.unreaped() < SQ_ENTRIES
+        self.is_present() && self.unconsumed() < SQ_ENTRIES
     }
 
     /// Queues `sqe` (without ringing the doorbell). Returns `false` when there is no room.
@@ -108,7 +118,7 @@ impl Ring {
             return false;
         }
         // SAFETY: the slot is inside the ring area; `has_room` guarantees the VMM consumed the
-        // submission that used it last.
+        // submission that used it last (it published `sq_head` after reading the entry).
         unsafe { core::ptr::write_volatile(sqe_addr(self.base, self.sq_tail) as *mut Sqe, sqe) };
         self.sq_tail = self.sq_tail.wrapping_add(1);
         // Release: the entry above is visible before the VMM sees the new tail.
@@ -159,7 +169,7 @@ impl Ring {
         Some(cqe)
     }
 
-    /// Completions the VMM dropped because the queue was full (should stay 0).
+    /// Completions that waited in the VMM's backlog because the queue was full.
     pub fn overflows(&self) -> u32 {
         if !self.is_present() {
             return 0;
@@ -236,6 +246,10 @@ mod tests {
         // SAFETY: the completion tail word is inside `area`.
         unsafe { *((base + header::CQ_TAIL) as *mut u32) = 2 };
         assert_eq!(r.ready(), 2);
+        assert!(!r.has_room(), "reaping does not make room: consuming does");
+        // SAFETY: the submission head word is inside `area`.
+        unsafe { *((base + header::SQ_HEAD) as *mut u32) = 2 };
+        assert_eq!(r.unconsumed(), SQ_ENTRIES - 2);
         assert_eq!(
             r.reap(),
             Some(Cqe {

@@ -9,8 +9,12 @@
 //! ```
 //! Durability comes from the run's `--durability` ([`crate::boot::info`]): in `NONE` no flush
 //! is issued (stores to the host's `MAP_SHARED` files survive a crash of the guest or of the
-//! VMM); otherwise `flush` remembers ranges and `fence` sends them to the host (msync) and
-//! waits.
+//! VMM); otherwise `flush` remembers ranges and `fence` sends them all to the host in one ring
+//! request (`FLUSH_MANY`: the VMM syncs each object once) and waits.
+//!
+//! In `GROUP` a commit does not wait: its last ranges stay pending until the anchor's next
+//! transaction, or until [`sync`], which makes everything committed so far durable. A program
+//! in group mode must call [`sync`] (C: `twz_sync`) before it acknowledges a write to anyone.
 //!
 //! The host recovers an unfinished transaction when it next opens the anchor, so a guest that
 //! crashes mid-transaction loses nothing committed and keeps nothing uncommitted.
@@ -22,6 +26,7 @@ use core::fmt;
 use abi::layout::OBJ_SIZE;
 use abi::memmap::{slot_addr, slot_of};
 use abi::palloc::{self, AllocError};
+use abi::ring::{FlushRange, FLUSH_MANY_MAX};
 use abi::txlog::{self, ObjectMemory};
 
 use crate::object::sys::{self, Mapping};
@@ -36,8 +41,8 @@ pub const DEFAULT_BASE_SIZE: u64 = 4096;
 
 /// Objects a transaction remembers the mapping of (more still work, they just map again).
 const SEEN: usize = 4;
-/// Flushed ranges remembered until the next fence (more are flushed at once).
-const PENDING: usize = 64;
+/// Flushed ranges remembered until the next fence (beyond that the fence comes early).
+const PENDING: usize = 1024;
 
 type Seen = [Option<(ObjId, Mapping)>; SEEN];
 
@@ -77,10 +82,13 @@ impl Default for WindowMemory {
 impl WindowMemory {
     /// Memory that knows the mappings the previous one used (each is checked before use).
     pub fn new() -> Self {
+        // SAFETY: see `SeenCell`: a plain copy, no reference outlives this line.
+        let seen: Seen = unsafe { *LAST_SEEN.0.get() };
         WindowMemory {
-            // SAFETY: see `SeenCell`: a plain copy, no reference outlives this line.
-            seen: unsafe { *LAST_SEEN.0.get() },
-            next_seen: 0,
+            // Fill free entries before replacing any: restarting at 0 every transaction made
+            // two objects used in turn evict each other (one host call per transaction).
+            next_seen: seen.iter().position(Option::is_none).unwrap_or(0),
+            seen,
             // SAFETY: see `PendingCell`: taken whole, no reference outlives this line.
             pending: core::mem::take(unsafe { &mut *LEFT_PENDING.0.get() }),
         }
@@ -109,10 +117,78 @@ impl WindowMemory {
         Ok(slot_addr(self.slot(id)? as u64) + offset)
     }
 
-    fn flush_now(&mut self, id: ObjId, offset: u64, len: u64) -> Result<(), ObjError> {
-        let slot = self.slot(id)?;
-        sys::flush(slot, offset, len)
+    /// The slot `id` is mapped writable in, if that is known without a host call.
+    fn known_slot(&self, id: ObjId) -> Option<usize> {
+        self.seen
+            .iter()
+            .flatten()
+            .find(|(sid, m)| *sid == id && sys::still_mapped(*m, id, true))
+            .map(|(_, m)| m.slot)
     }
+
+    /// Sends every pending range to the host, merged per object, in as few `FLUSH_MANY`
+    /// requests as fit, and waits for them.
+    fn flush_pending(&mut self) -> Result<(), ObjError> {
+        let mut ranges = core::mem::take(&mut self.pending);
+        merge_ranges(&mut ranges);
+        let result = self.send_ranges(&ranges);
+        ranges.clear();
+        self.pending = ranges;
+        result
+    }
+
+    fn send_ranges(&mut self, ranges: &[(ObjId, u64, u64)]) -> Result<(), ObjError> {
+        let mut batch: Vec<FlushRange> = Vec::with_capacity(ranges.len());
+        for &(id, offset, len) in ranges {
+            let slot = match self.known_slot(id) {
+                Some(s) => s,
+                None => {
+                    // Mapping may evict a slot the batch names: send the batch first.
+                    sys::flush_many(&batch)?;
+                    batch.clear();
+                    self.slot(id)?
+                }
+            };
+            batch.push(FlushRange {
+                slot: slot as u64,
+                offset,
+                len,
+            });
+            if batch.len() as u64 == FLUSH_MANY_MAX {
+                sys::flush_many(&batch)?;
+                batch.clear();
+            }
+        }
+        sys::flush_many(&batch)
+    }
+}
+
+/// Sorts ranges by object and offset and merges those that overlap or touch.
+fn merge_ranges(ranges: &mut Vec<(ObjId, u64, u64)>) {
+    ranges.sort_unstable_by_key(|&(id, off, _)| (id, off));
+    let mut out = 0;
+    for i in 0..ranges.len() {
+        let (id, off, len) = ranges[i];
+        if out > 0 {
+            let (pid, poff, plen) = ranges[out - 1];
+            if pid == id && off <= poff + plen {
+                ranges[out - 1].2 = (off + len).max(poff + plen) - poff;
+                continue;
+            }
+        }
+        ranges[out] = (id, off, len);
+        out += 1;
+    }
+    ranges.truncate(out);
+}
+
+/// Makes every transaction committed so far durable, whatever its anchor: in durability
+/// `GROUP` commits leave their last flushes pending, and this sends them all (one request)
+/// and waits. Call it before acknowledging writes to anyone. Nothing to do in `NONE`, and in
+/// `COMMIT` (every commit already waited).
+pub fn sync() -> Result<(), ObjError> {
+    let mut mem = WindowMemory::new();
+    mem.flush_pending()
 }
 
 impl Drop for WindowMemory {
@@ -147,18 +223,18 @@ impl ObjectMemory for WindowMemory {
     }
 
     fn flush(&mut self, obj: ObjId, offset: u64, len: u64) -> Result<(), ObjError> {
-        if self.pending.len() == PENDING {
-            return self.flush_now(obj, offset, len);
+        if self.pending.len() >= PENDING {
+            self.flush_pending()?;
         }
         self.pending.push((obj, offset, len));
         Ok(())
     }
 
     fn fence(&mut self) -> Result<(), ObjError> {
-        while let Some((id, off, len)) = self.pending.pop() {
-            self.flush_now(id, off, len)?;
+        if self.pending.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        self.flush_pending()
     }
 }
 
@@ -253,6 +329,20 @@ impl Tx {
         Ok(())
     }
 
+    /// Adds the `len` bytes at guest address `addr` (inside a mapped object) to what the commit
+    /// makes durable, for bytes stored without recording them (a fresh allocation's payload).
+    /// Nothing in durability `NONE`.
+    pub fn flush_addr(&mut self, addr: u64, len: u64) -> Result<(), TxError> {
+        if crate::boot::info().durability == abi::boot::durability::NONE || len == 0 {
+            return Ok(());
+        }
+        let (id, offset, _) = locate(addr).map_err(obj_err)?;
+        if offset.checked_add(len).is_none_or(|end| end > OBJ_SIZE) {
+            return Err(obj_err(ObjError::OutOfRange(offset)));
+        }
+        self.mem.flush(id, offset, len).map_err(obj_err)
+    }
+
     /// Allocates `size` bytes in `obj` (whose base struct takes `base_size` bytes, used to set
     /// up the object's allocator on its first allocation); returns the payload's offset. The
     /// payload may be written without recording it: the allocation is undone on rollback.
@@ -319,5 +409,44 @@ impl Drop for Tx {
             // it when the anchor is next opened, so there is nothing better to do here.
             let _ = l.abort(&mut self.mem);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(b: u8) -> ObjId {
+        ObjId([b; 16])
+    }
+
+    #[test]
+    fn merging_joins_overlapping_and_touching_ranges_per_object() {
+        let mut r = alloc::vec![
+            (id(2), 100, 10),
+            (id(1), 50, 10),
+            (id(1), 0, 8),
+            (id(1), 8, 8),
+            (id(2), 105, 20),
+            (id(1), 4, 2),
+            (id(2), 0, 1),
+        ];
+        merge_ranges(&mut r);
+        assert_eq!(
+            r,
+            alloc::vec![
+                (id(1), 0, 16),
+                (id(1), 50, 10),
+                (id(2), 0, 1),
+                (id(2), 100, 25)
+            ]
+        );
+    }
+
+    #[test]
+    fn merging_keeps_distinct_objects_apart() {
+        let mut r = alloc::vec![(id(1), 0, 4096), (id(2), 0, 4096)];
+        merge_ranges(&mut r);
+        assert_eq!(r.len(), 2);
     }
 }

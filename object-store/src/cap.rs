@@ -4,6 +4,23 @@
 //! The format is [`abi::cap`]. Revoked references live in `<store>/revoked/<32 hex>` (empty
 //! files written crash-safely); a chain with any revoked link is refused.
 //!
+//! A capability *file* holds one chain, or a bundle of chains (one per object, so that one file
+//! can grant a whole structure, for example a list head and its nodes). A bundle never reaches a
+//! guest; it is the host's container:
+//!
+//! A security context's capabilities can also be stored in the store, as the raw object named
+//! `ctx:<context name>` holding one such file ([`Store::add_context_caps`], `twz-vmm ctx add`);
+//! a guest run in that context holds them. The file is a bearer list: every chain in it is
+//! still verified at map time.
+//!
+//! ```text
+//! off  len  field
+//!   0    8  magic "TWZCAPS\x01"
+//!   8    4  number of chains n (1..=MAX_BUNDLE)
+//!  12    4  reserved, 0
+//!  16   ..  n times: u32 number of links k (1..=abi::cap::MAX_CHAIN), then k links of 200 bytes
+//! ```
+//!
 //! ```
 //! use abi::fot::perms::{READ, WRITE};
 //! use object_store::{context_id, CapCache, CapChain, CreateOptions, Grant, Store, DEFAULT_KEY};
@@ -41,6 +58,8 @@ use crate::object::ObjectFile;
 use crate::store::Store;
 
 const REVOKED_DIR: &str = "revoked";
+/// Context objects are named this followed by the context's name.
+const CONTEXT_PREFIX: &str = "ctx:";
 
 /// The ID of the named security context `name`: the first 16 bytes of
 /// `SHA-512("twz-ctx-v1" || name)`.
@@ -114,6 +133,9 @@ pub enum CapError {
         /// The rule broken.
         reason: &'static str,
     },
+    /// A bundle file's framing is wrong.
+    #[error("truncated or oversized capability bundle: {0}")]
+    Bundle(String),
     /// The store could not be read or written.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -123,6 +145,17 @@ impl From<CapFormatError> for CapError {
     fn from(e: CapFormatError) -> Self {
         CapError::Format(e)
     }
+}
+
+/// The first 8 bytes of a capability bundle file.
+pub const BUNDLE_MAGIC: [u8; 8] = *b"TWZCAPS\x01";
+/// Most chains in one bundle file.
+pub const MAX_BUNDLE: usize = 4096;
+const BUNDLE_HEADER: usize = 16;
+
+/// Why a bundle's framing is unusable (each chain in it is then parsed as usual).
+fn bad_bundle(reason: String) -> CapError {
+    CapError::Bundle(reason)
 }
 
 /// A parsed (not yet verified) chain of capabilities.
@@ -178,6 +211,81 @@ impl CapChain {
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(CapChain { links })
+    }
+
+    /// Parses a capability file: one chain, or a bundle of chains; never panics.
+    pub fn parse_file(bytes: &[u8]) -> Result<Vec<CapChain>, CapError> {
+        let Some(mut rest) = bytes.strip_prefix(&BUNDLE_MAGIC[..]) else {
+            return Ok(vec![CapChain::parse(bytes)?]);
+        };
+        let word = |b: &[u8], at: usize| -> Option<u32> {
+            let w: [u8; 4] = b.get(at..at + 4)?.try_into().ok()?;
+            Some(u32::from_le_bytes(w))
+        };
+        let (Some(n), Some(reserved)) = (word(rest, 0), word(rest, 4)) else {
+            return Err(bad_bundle(format!(
+                "{} bytes is shorter than its header",
+                bytes.len()
+            )));
+        };
+        if reserved != 0 {
+            return Err(bad_bundle(format!(
+                "reserved header word is {reserved:#x}, not 0"
+            )));
+        }
+        let n = n as usize;
+        if n == 0 || n > MAX_BUNDLE {
+            return Err(bad_bundle(format!(
+                "{n} chains (must be 1 to {MAX_BUNDLE})"
+            )));
+        }
+        rest = &rest[BUNDLE_HEADER - BUNDLE_MAGIC.len()..];
+        let mut chains = Vec::with_capacity(n);
+        for i in 0..n {
+            let k = word(rest, 0)
+                .ok_or_else(|| bad_bundle(format!("chain {i} of {n} is missing")))?
+                as usize;
+            if k == 0 || k > cap::MAX_CHAIN {
+                return Err(bad_bundle(format!("chain {i} claims {k} links")));
+            }
+            let body = rest
+                .get(4..4 + k * CAP_SIZE)
+                .ok_or_else(|| bad_bundle(format!("chain {i} of {n} is cut short")))?;
+            chains.push(CapChain::parse(body)?);
+            rest = &rest[4 + k * CAP_SIZE..];
+        }
+        if !rest.is_empty() {
+            return Err(bad_bundle(format!(
+                "{} bytes after the last chain",
+                rest.len()
+            )));
+        }
+        Ok(chains)
+    }
+
+    /// Encodes chains as a capability file: the plain chain for one, a bundle for several.
+    pub fn encode_file(chains: &[CapChain]) -> Vec<u8> {
+        if let [one] = chains {
+            return one.to_bytes();
+        }
+        let mut out = BUNDLE_MAGIC.to_vec();
+        out.extend_from_slice(&(chains.len() as u32).to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        for c in chains {
+            out.extend_from_slice(&(c.links.len() as u32).to_le_bytes());
+            out.extend_from_slice(&c.to_bytes());
+        }
+        out
+    }
+
+    /// The object the chain grants rights on.
+    pub fn target(&self) -> ObjId {
+        self.links[0].target
+    }
+
+    /// The security context the chain is for.
+    pub fn accessor(&self) -> [u8; 16] {
+        self.links[0].accessor
     }
 
     /// The links, owner's grant first.
@@ -364,6 +472,59 @@ impl Store {
         Ok(out)
     }
 
+    /// The name of the object holding security context `ctx`'s stored capabilities.
+    pub fn context_object_name(ctx: &str) -> String {
+        format!("{CONTEXT_PREFIX}{ctx}")
+    }
+
+    /// The capability chains stored in context `ctx`'s object (a raw object holding one
+    /// capability file; see the module documentation), none if it has no object.
+    pub fn context_caps(&self, ctx: &str) -> Result<Vec<CapChain>, CapError> {
+        let name = Self::context_object_name(ctx);
+        crate::names::validate_name(&name)?;
+        let Some(id) = self.lookup(&name)? else {
+            return Ok(Vec::new());
+        };
+        let mut bytes = Vec::new();
+        self.export_raw(id, &mut bytes)?;
+        CapChain::parse_file(&bytes)
+    }
+
+    /// Adds `chains` to context `ctx`'s object (created on first use, replaced atomically);
+    /// chains it holds already are skipped. Returns how many were added.
+    pub fn add_context_caps(&self, ctx: &str, chains: &[CapChain]) -> Result<usize, CapError> {
+        let name = Self::context_object_name(ctx);
+        let mut held = self.context_caps(ctx)?;
+        let before = held.len();
+        for c in chains {
+            if !held.contains(c) {
+                held.push(c.clone());
+            }
+        }
+        if held.len() > MAX_BUNDLE {
+            return Err(bad_bundle(format!(
+                "context {ctx:?} would hold {} chains (at most {MAX_BUNDLE})",
+                held.len()
+            )));
+        }
+        let added = held.len() - before;
+        if added > 0 {
+            let bytes = CapChain::encode_file(&held);
+            let opts = crate::ImportOptions {
+                replace: true,
+                ..crate::ImportOptions::named(&name)
+            };
+            let label = PathBuf::from(format!("context {ctx}"));
+            self.import_raw(
+                &opts,
+                &mut bytes.as_slice(),
+                Some(bytes.len() as u64),
+                &label,
+            )?;
+        }
+        Ok(added)
+    }
+
     /// Verifies a chain against its target's owner key in this store at `now_ns`.
     pub fn verify_cap(&self, chain: &CapChain, now_ns: u64) -> Result<Verified, CapError> {
         let target = chain.links[0].target;
@@ -475,5 +636,116 @@ impl CapCache {
         let perms = v.perms;
         self.verified.insert(key, v);
         Ok(perms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain(n: u128) -> CapChain {
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let grant = Grant {
+            target: ObjId::from_u128(n),
+            accessor: context_id("t"),
+            perms: perms::READ,
+            expires_ns: 0,
+            delegate: None,
+        };
+        CapChain::sign_root(&grant, &key).expect("sign")
+    }
+
+    #[test]
+    fn files_hold_one_chain_or_a_bundle() {
+        let one = CapChain::encode_file(&[chain(1)]);
+        assert_eq!(
+            one.len(),
+            CAP_SIZE,
+            "a single chain stays in the abi format"
+        );
+        assert_eq!(
+            CapChain::parse_file(&one).expect("one"),
+            vec![chain_of(&one)]
+        );
+        let chains = vec![chain(1), chain(2), chain(3)];
+        let file = CapChain::encode_file(&chains);
+        let back = CapChain::parse_file(&file).expect("bundle");
+        assert_eq!(back.iter().map(CapChain::target).collect::<Vec<_>>(), {
+            chains.iter().map(CapChain::target).collect::<Vec<_>>()
+        });
+    }
+
+    fn chain_of(bytes: &[u8]) -> CapChain {
+        CapChain::parse(bytes).expect("parse")
+    }
+
+    #[test]
+    fn bad_bundles_are_refused_with_a_reason() {
+        let file = CapChain::encode_file(&[chain(1), chain(2)]);
+        for cut in [9, 16, 20, file.len() - 1] {
+            let e = CapChain::parse_file(&file[..cut]).expect_err("cut");
+            assert!(
+                e.to_string().starts_with("truncated or oversized"),
+                "{cut}: {e}"
+            );
+        }
+        let mut longer = file.clone();
+        longer.push(0);
+        assert!(CapChain::parse_file(&longer).is_err());
+        let mut zero = file.clone();
+        zero[8..12].copy_from_slice(&0u32.to_le_bytes());
+        assert!(CapChain::parse_file(&zero).is_err());
+        let mut many_links = file.clone();
+        many_links[16..20].copy_from_slice(&9u32.to_le_bytes());
+        assert!(CapChain::parse_file(&many_links).is_err());
+        let mut bad_version = file;
+        bad_version[20 + 8] = 9;
+        let e = CapChain::parse_file(&bad_version).expect_err("version");
+        assert!(
+            e.to_string().contains("unknown capability version 9"),
+            "{e}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod context_tests {
+    use super::*;
+    use crate::CreateOptions;
+
+    #[test]
+    fn contexts_store_their_capabilities_in_an_object() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(dir.path().join("store")).expect("store");
+        assert_eq!(store.context_caps("reader").expect("none"), vec![]);
+        let key = store.signing_key(crate::DEFAULT_KEY).expect("key");
+        let chains: Vec<CapChain> = (0..2)
+            .map(|_| {
+                let target = store.create(&CreateOptions::default()).expect("create");
+                let g = Grant {
+                    target,
+                    accessor: context_id("reader"),
+                    perms: perms::READ,
+                    expires_ns: 0,
+                    delegate: None,
+                };
+                CapChain::sign_root(&g, &key).expect("sign")
+            })
+            .collect();
+        assert_eq!(
+            store.add_context_caps("reader", &chains[..1]).expect("add"),
+            1
+        );
+        assert_eq!(
+            store.add_context_caps("reader", &chains).expect("add"),
+            1,
+            "dedup"
+        );
+        assert_eq!(store.context_caps("reader").expect("read"), chains);
+        assert!(store.lookup("ctx:reader").expect("lookup").is_some());
+        assert!(
+            store.context_caps("a/b").is_err(),
+            "not a valid object name"
+        );
     }
 }

@@ -129,6 +129,9 @@ pub enum StoreError {
         "object {0}: transaction in progress (open for writing in another process); not recovered"
     )]
     InUse(ObjId),
+    /// Another process (a running guest) has the object open for writing, so it is not deleted.
+    #[error("object {0}: open for writing in another process; not deleted")]
+    Busy(ObjId),
     /// Transaction memory named an object that is not part of the operation.
     #[error("object {0}: not mapped here")]
     NotMapped(ObjId),

@@ -4,10 +4,15 @@
 //! Guests (and other processes) may store into the same file concurrently, so every accessor
 //! copies bytes in or out; no Rust reference into the mapping is ever handed out. A writable
 //! open holds the object's liveness lock ([`crate::liveness`]) for the mapping's lifetime.
+//!
+//! The mapping itself is made on first use when the open can tell its kind without trying
+//! (read-only, or `MAP_SYNC` known to be refused): the VMM, which maps the object file into the
+//! guest's window itself, then opens an object without a second 1 GiB `mmap` (and its `munmap`).
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use abi::fot::FotEntry;
 use abi::id::ObjId;
@@ -42,7 +47,11 @@ pub struct MappedObject {
     id: ObjId,
     path: PathBuf,
     file: File,
-    map: Mapping,
+    /// Made at open, or on first use (see the module doc): [`MappedObject::map`].
+    map: OnceLock<Mapping>,
+    writable: bool,
+    /// How a mapping made on first use is made.
+    sync: MapSync,
     /// The liveness lock held (writable opens only).
     hold: Option<Hold>,
     /// See [`MappedObject::may_need_recovery`].
@@ -85,7 +94,7 @@ impl MappedObject {
 
     /// [`MappedObject::open`] choosing the lock and `MAP_SYNC`; `None` if `Want::Exclusive`
     /// cannot be had. Syscalls on the common path: open, flock, two `pread`s (metadata page,
-    /// log header), mmap.
+    /// log header), and mmap unless the mapping can wait for first use.
     pub(crate) fn open_with(
         path: &Path,
         id: ObjId,
@@ -125,24 +134,57 @@ impl MappedObject {
         let mut log_head = [0u8; LOG_HEAD];
         file.read_exact_at(&mut log_head, LOG_OFFSET)
             .map_err(|e| StoreError::corrupt(id, format!("cannot read the log header: {e}")))?;
-        let map = Mapping::new(&file, OBJ_SIZE as usize, access == Access::ReadWrite, sync)
-            .map_err(|e| match e {
-                MapError::Io(e) => {
-                    StoreError::corrupt(id, format!("cannot map {}: {e}", path.display()))
-                }
-                MapError::SyncRefused(e) => StoreError::NotPmem {
-                    path: path.to_path_buf(),
-                    reason: e.to_string(),
-                },
-            })?;
+        let writable = access == Access::ReadWrite;
+        let map = OnceLock::new();
+        // Only an attempt tells whether MAP_SYNC works, and a store that requires it must fail
+        // here: those map now. Everything else is a plain MAP_SHARED mapping, made when needed.
+        let lazy = match sync {
+            MapSync::Never => true,
+            MapSync::Try => !writable,
+            MapSync::Require => false,
+        };
+        if !lazy {
+            let m =
+                Mapping::new(&file, OBJ_SIZE as usize, writable, sync).map_err(|e| match e {
+                    MapError::Io(e) => {
+                        StoreError::corrupt(id, format!("cannot map {}: {e}", path.display()))
+                    }
+                    MapError::SyncRefused(e) => StoreError::NotPmem {
+                        path: path.to_path_buf(),
+                        reason: e.to_string(),
+                    },
+                })?;
+            let _ = map.set(m);
+        }
         Ok(Some(MappedObject {
             id,
             path: path.to_path_buf(),
             file,
             map,
+            writable,
+            sync: if lazy { MapSync::Never } else { sync },
             hold,
             may_need_recovery: recovery_hint(&meta, &log_head),
         }))
+    }
+
+    /// The mapping, made now if the open left it for first use.
+    fn map(&self) -> Result<&Mapping> {
+        if let Some(m) = self.map.get() {
+            return Ok(m);
+        }
+        let m =
+            Mapping::new(&self.file, OBJ_SIZE as usize, self.writable, self.sync).map_err(|e| {
+                let error = match e {
+                    MapError::Io(e) | MapError::SyncRefused(e) => e,
+                };
+                StoreError::Io {
+                    path: self.path.clone(),
+                    error,
+                }
+            })?;
+        // A racing first use may have set it meanwhile: then `m` is simply unmapped again.
+        Ok(self.map.get_or_init(|| m))
     }
 
     /// False when the header and log read at open show nothing to recover: no transaction
@@ -175,48 +217,60 @@ impl MappedObject {
         &self.path
     }
 
-    /// Host address of the mapping (for a KVM memslot's `userspace_addr`).
+    /// Host address of the mapping, made now if needed; null if it cannot be made.
     pub fn as_ptr(&self) -> *mut u8 {
-        self.map.as_ptr()
+        self.map().map_or(std::ptr::null_mut(), Mapping::as_ptr)
     }
 
     /// Length of the mapping: always `OBJ_SIZE`.
     pub fn len(&self) -> u64 {
-        self.map.len() as u64
+        self.map.get().map_or(OBJ_SIZE, |m| m.len() as u64)
     }
 
     /// Always false: objects are never empty mappings.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.map.get().is_some_and(Mapping::is_empty)
     }
 
     /// Whether the mapping accepts stores (decides a read-only memslot).
     pub fn is_writable(&self) -> bool {
-        self.map.is_writable()
+        self.map.get().map_or(self.writable, Mapping::is_writable)
     }
 
-    /// What it takes to make stores durable.
+    /// What it takes to make stores durable. A mapping left for first use is a plain
+    /// `MAP_SHARED` one: `Msync`.
     pub fn durability(&self) -> Durability {
-        self.map.durability()
+        self.map
+            .get()
+            .map_or(Durability::Msync, Mapping::durability)
     }
 
     /// True when the mapping is synchronous (`MAP_SYNC` on persistent memory): a guest makes
     /// its stores durable with `clwb` + `sfence`, no flush request to the VMM needed.
     pub fn is_synchronous(&self) -> bool {
-        self.map.durability() == Durability::CacheFlush
+        self.durability() == Durability::CacheFlush
     }
 
-    /// The current header (guests update `alloc_top` and `fot_len` in place).
+    /// The current header (guests update `alloc_top` and `fot_len` in place). Read through
+    /// the mapping, else from the file (the same page cache); all zeros (an invalid header)
+    /// if neither works.
     pub fn meta(&self) -> ObjMeta {
         let mut raw = [0u8; 256];
-        self.map.copy_out(META_OFFSET as usize, &mut raw);
+        match self.map() {
+            Ok(m) => m.copy_out(META_OFFSET as usize, &mut raw),
+            Err(_) => {
+                if self.file.read_exact_at(&mut raw, META_OFFSET).is_err() {
+                    raw = [0; 256];
+                }
+            }
+        }
         ObjMeta::from_bytes(&raw)
     }
 
     /// Copies bytes at `offset` into `buf`.
     pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
         check_range(self.id, offset, buf.len() as u64, "the object", 0, OBJ_SIZE)?;
-        self.map.copy_out(offset as usize, buf);
+        self.map()?.copy_out(offset as usize, buf);
         Ok(())
     }
 
@@ -233,7 +287,7 @@ impl MappedObject {
             BASE_OFFSET,
             OBJ_SIZE,
         )?;
-        self.map.copy_in(offset as usize, data);
+        self.map()?.copy_in(offset as usize, data);
         Ok(())
     }
 
@@ -259,7 +313,7 @@ impl MappedObject {
     pub fn fot_entry(&self, index: u32) -> Result<FotEntry> {
         let off = fot_entry_offset(index).ok_or(StoreError::BadFotIndex { id: self.id, index })?;
         let mut raw = [0u8; FOT_ENTRY_SIZE as usize];
-        self.map.copy_out(off as usize, &mut raw);
+        self.map()?.copy_out(off as usize, &mut raw);
         Ok(FotEntry::from_bytes(&raw))
     }
 
@@ -276,7 +330,7 @@ impl MappedObject {
     /// Makes stores to `offset..offset+len` durable (`msync(MS_SYNC)` of the covering pages).
     pub fn flush(&self, offset: u64, len: u64) -> Result<()> {
         check_range(self.id, offset, len, "the object", 0, OBJ_SIZE)?;
-        self.map
+        self.map()?
             .flush(offset as usize, len as usize)
             .map_err(StoreError::io(&self.path))
     }

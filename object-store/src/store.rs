@@ -323,6 +323,36 @@ impl Store {
         Ok(names)
     }
 
+    /// Deletes object `id` and unbinds every name bound to it, like [`Store::remove`], but only
+    /// when no other process has it open for writing (a running guest holds its liveness lock,
+    /// see [`crate::liveness`]): [`StoreError::Busy`] then, and nothing changes. A process that
+    /// died holds nothing, so its objects can be deleted. The liveness lock is held exclusively
+    /// until the file is gone, so a writable open racing with the delete either makes it fail or
+    /// waits and then finds the name unbound (it may still map the unlinked file: callers that
+    /// care look the name up again after opening). Returns the names unbound.
+    pub fn delete(&self, id: ObjId) -> Result<Vec<String>> {
+        let _lock = self.lock(LockMode::Exclusive)?;
+        let path = self.object_path(id);
+        let file = match fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::NoSuchObject(id))
+            }
+            Err(e) => return Err(StoreError::Io { path, error: e }),
+        };
+        if !crate::liveness::try_exclusive(&file).map_err(StoreError::io(&path))? {
+            return Err(StoreError::Busy(id));
+        }
+        let names = self.names.names_of(id)?;
+        for n in &names {
+            self.names.unbind(n)?;
+        }
+        self.remove_file_locked(id)?;
+        // Closing the file releases the liveness lock, after the unlink.
+        drop(file);
+        Ok(names)
+    }
+
     /// Unlinks object `id`'s file durably; the caller holds the exclusive store lock.
     pub(crate) fn remove_file_locked(&self, id: ObjId) -> Result<()> {
         let path = self.object_path(id);
@@ -458,4 +488,43 @@ pub(crate) fn now_ns() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delete_refuses_an_object_open_for_writing_elsewhere_and_removes_it_once_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("s")).unwrap();
+        let id = store
+            .create(&CreateOptions::default().named("journal"))
+            .unwrap();
+        store.bind("alias", id).unwrap();
+        // A writable open, as a running guest's mapping holds it. (flock locks belong to the
+        // open file, so a second open in this process stands for another process.)
+        let writer = store.open_object(id, Access::ReadWrite).unwrap();
+        assert!(matches!(store.delete(id), Err(StoreError::Busy(b)) if b == id));
+        assert_eq!(store.lookup("journal").unwrap(), Some(id), "nothing changed");
+        assert!(store.contains(id));
+        drop(writer);
+        let mut names = store.delete(id).unwrap();
+        names.sort();
+        assert_eq!(names, ["alias", "journal"]);
+        assert!(!store.contains(id));
+        assert_eq!(store.lookup("journal").unwrap(), None);
+        assert!(matches!(store.delete(id), Err(StoreError::NoSuchObject(_))));
+    }
+
+    #[test]
+    fn a_read_only_open_does_not_keep_an_object_alive() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("s")).unwrap();
+        let id = store.create(&CreateOptions::default()).unwrap();
+        let reader = store.open_object(id, Access::ReadOnly).unwrap();
+        assert_eq!(store.delete(id).unwrap(), Vec::<String>::new());
+        assert!(!store.contains(id));
+        drop(reader);
+    }
 }

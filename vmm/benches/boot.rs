@@ -1,7 +1,7 @@
 //! Machine-layer figures of `twz-vmm`, side by side in one run:
 //! whole-process `twz-vmm run hello` against an empty host process, the synchronous host-call
-//! and ring round trips (from the `callbench` guest), the VMM's memory beyond guest RAM, and object
-//! mapping and pointer dereference (from `objdemo bench`, on a temporary store).
+//! and ring round trips (from the `callbench` guest), and the VMM's memory beyond guest RAM.
+//! Object mapping, pointer dereference and transactions are in the `objects` bench.
 //!
 //! `cargo bench -p twz-vmm --bench boot` (needs /dev/kvm). Set `TWZ_BENCH_RUNS` to change the
 //! number of process runs (default 50).
@@ -96,15 +96,6 @@ fn main() {
         })
     });
 
-    let store = tempfile::tempdir().ok();
-    let objects = store.as_ref().and_then(|dir| {
-        let dir = dir.path().to_str()?;
-        vmm_output(&["--store", dir, "run", "objdemo", "--", "bench"]).map(|(out, _)| out)
-    });
-    let obj = |key: &str| objects.as_deref().and_then(|o| figure(o, key, " "));
-    let (raw, local, cross) = (obj("raw_ns="), obj("local_ns="), obj("cross_ns="));
-    let added = |x: Option<f64>| x.zip(raw).map(|(x, r)| format!("{:+.2} ns", x - r));
-
     println!("twz-vmm machine layer ({runs} process runs each, medians)");
     println!("{:<44} {:>12}   target", "what", "figure");
     row("/bin/true (empty host process)", ms(empty), "reference");
@@ -132,35 +123,5 @@ fn main() {
         "VMM RSS beyond guest memory (run hello)",
         overhead.map(|k| format!("{:.2} MiB", k / 1024.0)),
         "<= 5 MiB",
-    );
-    row(
-        "first map of an object + first load (guest)",
-        obj("first_map_ns=").map(|n| format!("{:.1} us", n / 1e3)),
-        "<= 60 us",
-    );
-    row(
-        "first load 300 MiB into an object (chunk)",
-        obj("chunk_fault_ns=").map(|n| format!("{:.1} us", n / 1e3)),
-        "reference",
-    );
-    row(
-        "first load of another page near the base",
-        obj("page_fault_ns=").map(|n| format!("{:.1} us", n / 1e3)),
-        "reference",
-    );
-    row(
-        "native pointer in an object: load + deref",
-        raw.map(|n| format!("{n:.2} ns")),
-        "reference",
-    );
-    row(
-        "intra-object InvPtr resolve + load, added",
-        added(local),
-        "<= 0.5 ns",
-    );
-    row(
-        "cached cross-object resolve + load, added",
-        added(cross),
-        "<= 2 ns",
     );
 }

@@ -1,5 +1,12 @@
 //! The VMM's event loop, on its own thread beside the vCPU: serves the async ring when the guest
-//! rings its doorbell, and runs the `--timeout` watchdog. Built on event-manager.
+//! rings its doorbell, moves the stream device's bytes when its sockets are ready (see
+//! [`crate::net`]), and runs the `--timeout` watchdog. Built on event-manager.
+//!
+//! After any activity it keeps polling the ring (and the sockets) for [`RING_POLL_WINDOW`], so a
+//! guest answering a request it just received submits without a doorbell and sees completions
+//! posted while it spins, without a VM exit. Under continuous load it returns to epoll every
+//! [`MAX_SERVE`] (through its own `resume` event, leaving the guest's "polling" flag set) so the
+//! watchdog and the exit event are still heard.
 //!
 //! The doorbell becomes an ioeventfd (a write signals this loop without stopping the vCPU) only
 //! [`DOORBELL_ARM_DELAY`] into the run. Registering it costs the VM a second SRCU grace period,
@@ -12,7 +19,7 @@
 //! (which makes `KVM_RUN` return `EINTR`); it repeats the signal every 10 ms until the run ends,
 //! so a signal that lands while the vCPU thread is outside `KVM_RUN` is not lost.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
@@ -36,6 +43,25 @@ pub const DOORBELL_ARM_DELAY: Duration = Duration::from_millis(20);
 /// is picked up within a fraction of a microsecond, and a guest that honours
 /// `abi::ring::SQ_NEED_WAKEUP` skips the doorbell altogether.
 pub const RING_POLL_WINDOW: Duration = Duration::from_micros(200);
+
+/// While polling, one look in this many takes the consumer's lock even when the ring's header
+/// and the sockets show nothing (completions waiting for the guest to reap are found so).
+const LOCKED_LOOK_EVERY: u32 = 16;
+
+/// True when `fd` (the stream device's epoll instance) has events, without waiting.
+fn readable(fd: RawFd) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: `p` is one valid pollfd; a timeout of 0 never blocks. A stale fd only gives a
+    // wrong answer, which costs one needless look.
+    unsafe { libc::poll(&mut p, 1, 0) > 0 }
+}
+
+/// Longest the loop polls without going back to epoll.
+pub const MAX_SERVE: Duration = Duration::from_millis(5);
 
 /// Errors of starting the event loop.
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +113,10 @@ struct Service {
     vm: Arc<VmFd>,
     shared: Shared,
     doorbell: Option<EventFd>,
+    /// The stream device's epoll fd (owned by the ring's `Net`).
+    net: Option<RawFd>,
+    /// Signalled by the loop itself to carry on polling after [`MAX_SERVE`].
+    resume: EventFd,
     arm: TimerFd,
     exit: EventFd,
     timer: Option<TimerFd>,
@@ -96,8 +126,9 @@ struct Service {
 }
 
 impl Service {
-    /// Drains the ring, then polls it for [`RING_POLL_WINDOW`] after the last submission,
-    /// telling the guest (`SQ_NEED_WAKEUP` clear) that it need not ring meanwhile.
+    /// Drains the ring and handles ready sockets, then keeps polling both for
+    /// [`RING_POLL_WINDOW`] after the last activity, telling the guest (`SQ_NEED_WAKEUP` clear)
+    /// that it need not ring meanwhile.
     fn serve_ring(&self) {
         let s = &self.shared;
         let env = RingEnv {
@@ -107,14 +138,36 @@ impl Service {
             objects: s.objects.as_deref(),
         };
         RingConsumer::set_need_wakeup(&s.mem, false);
-        let mut last = Instant::now();
+        let start = Instant::now();
+        let mut last = start;
+        let mut looks = 0u32;
         loop {
-            let busy = match s.ring.lock() {
-                Ok(mut ring) => ring.drain(&env) > 0 || ring.has_pending(&s.mem),
-                Err(_) => break,
-            };
+            // Look for work without the consumer's lock (the vCPU thread needs it too), and
+            // take the lock only when there may be some, or now and then for the backlog.
+            let maybe = looks.is_multiple_of(LOCKED_LOOK_EVERY)
+                || RingConsumer::submitted_in(&s.mem)
+                || self.net.is_some_and(readable);
+            looks = looks.wrapping_add(1);
+            let busy = maybe
+                && match s.ring.lock() {
+                    Ok(mut ring) => {
+                        let consumed = ring.drain(&env);
+                        let events = if self.net.is_some() {
+                            ring.poll_net(&env)
+                        } else {
+                            0
+                        };
+                        consumed > 0 || events > 0 || ring.has_pending(&s.mem)
+                    }
+                    Err(_) => break,
+                };
             if busy {
                 last = Instant::now();
+                if last.duration_since(start) > MAX_SERVE && self.resume.write(1).is_ok() {
+                    // Still polling (flag clear): the resume event brings the loop back here
+                    // after epoll has delivered whatever else is pending.
+                    return;
+                }
             } else if last.elapsed() > RING_POLL_WINDOW || s.stop.load(Ordering::Relaxed) {
                 // Going to sleep: announce it, then look once more so a submission published
                 // just before the flag was seen is not left waiting for a doorbell.
@@ -127,7 +180,9 @@ impl Service {
                     _ => return,
                 }
             } else {
-                std::hint::spin_loop();
+                // On a busy machine the guest's vCPU or a client may be waiting for this CPU:
+                // let them run (when nothing else is runnable this returns at once).
+                std::thread::yield_now();
             }
         }
         RingConsumer::set_need_wakeup(&s.mem, true);
@@ -168,6 +223,10 @@ impl MutEventSubscriber for Service {
     fn init(&mut self, ops: &mut EventOps) {
         let _ = ops.add(Events::new(&self.exit, EventSet::IN));
         let _ = ops.add(Events::new(&self.arm, EventSet::IN));
+        let _ = ops.add(Events::new(&self.resume, EventSet::IN));
+        if let Some(fd) = self.net {
+            let _ = ops.add(Events::new_raw(fd, EventSet::IN));
+        }
         if let Some(t) = &self.timer {
             let _ = ops.add(Events::new(t, EventSet::IN));
         }
@@ -178,6 +237,11 @@ impl MutEventSubscriber for Service {
         if self.doorbell.as_ref().is_some_and(|d| d.as_raw_fd() == fd) {
             if let Some(d) = &self.doorbell {
                 let _ = d.read();
+            }
+            self.serve_ring();
+        } else if self.net == Some(fd) || fd == self.resume.as_raw_fd() {
+            if fd == self.resume.as_raw_fd() {
+                let _ = self.resume.read();
             }
             self.serve_ring();
         } else if fd == self.exit.as_raw_fd() {
@@ -230,7 +294,10 @@ impl EventLoop {
         let vcpu_thread = unsafe { libc::pthread_self() };
         let done = Arc::new(AtomicBool::new(false));
         let vcpu_alive = Arc::new(Mutex::new(true));
+        let net = shared.ring.lock().ok().and_then(|r| r.net_fd());
         let service = Service {
+            resume: EventFd::new(EFD_NONBLOCK).map_err(setup)?,
+            net,
             shared,
             vm,
             doorbell: None,

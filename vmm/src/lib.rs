@@ -3,8 +3,8 @@
 //! The machine layer is split by the part of the machine each module owns: [`memory`] (guest
 //! RAM), [`arch`] (page tables, GDT/IDT/TSS, fault stubs), [`loader`] (ELF images), [`boot`]
 //! (boot information and arguments), [`hostcall`] (synchronous calls), [`ring`] and
-//! [`event_loop`] (the asynchronous ring), [`fault`] (exception reports and backtraces),
-//! [`stats`], and [`run`], which ties them together.
+//! [`event_loop`] (the asynchronous ring), [`net`] (the stream device of `--listen`), [`fault`]
+//! (exception reports and backtraces), [`stats`], and [`run`], which ties them together.
 //!
 //! ```no_run
 //! use std::{borrow::Cow, sync::Arc};
@@ -31,6 +31,7 @@ pub mod hostcall;
 pub mod images;
 pub mod loader;
 pub mod memory;
+pub mod net;
 pub mod objects;
 pub mod ring;
 pub mod run;

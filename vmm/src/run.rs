@@ -34,6 +34,8 @@ use crate::hostcall::console::Console;
 use crate::hostcall::{Action, HostCalls, PanicReport};
 use crate::loader::{self, LoaderError};
 use crate::memory::{GuestRam, MemoryError};
+use crate::net::Net;
+use crate::objects::context::{ContextError, SecurityContext};
 use crate::objects::{LazyStore, Objects, WindowAccess};
 use crate::ring::RingConsumer;
 use crate::stats::Stats;
@@ -75,6 +77,20 @@ pub enum RunError {
     /// `KVM_RUN` itself failed.
     #[error("KVM_RUN failed: {0}")]
     KvmRun(kvm_ioctls::Error),
+    /// The security context (`--ctx`, `--cap`) cannot be built.
+    #[error(transparent)]
+    Context(#[from] ContextError),
+    /// The key named by `--key` is not in the store.
+    #[error("--key {name}: {error}")]
+    Key {
+        /// The key name.
+        name: String,
+        /// What is wrong.
+        error: object_store::StoreError,
+    },
+    /// The stream device (`--listen`) cannot be set up.
+    #[error(transparent)]
+    Net(#[from] crate::net::NetError),
 }
 
 /// What to run and how.
@@ -245,10 +261,57 @@ fn boot_mode(config: &RunConfig) -> boot::BootMode {
     if unsafe { libc::isatty(0) } == 1 {
         flags |= abi::boot::flags::STDIN_IS_TTY;
     }
+    if config.listen.is_some() {
+        flags |= abi::boot::flags::NET_LISTEN;
+    }
     boot::BootMode {
         durability: config.durability,
         flags,
     }
+}
+
+/// The run's store: opened now when it must be checked before boot (persistent memory, a
+/// `--key` that must exist, the capabilities stored for a `--ctx`), else at the guest's first
+/// object call.
+fn open_store(
+    dir: &std::path::Path,
+    config: &RunConfig,
+    security: &mut SecurityContext,
+) -> Result<LazyStore, RunError> {
+    if !config.pmem && config.key.is_none() && !security.is_explicit() {
+        return Ok(LazyStore::new(dir.to_path_buf()));
+    }
+    let store = if config.pmem {
+        // A store that is not persistent memory must not run at all.
+        object_store::Store::open_pmem(dir)?
+    } else {
+        object_store::Store::open(dir)?
+    };
+    if let Some(name) = &config.key {
+        store.public_key(name).map_err(|error| RunError::Key {
+            name: name.clone(),
+            error,
+        })?;
+    }
+    security.hold_stored(&store)?;
+    Ok(LazyStore::opened(store))
+}
+
+/// Binds the stream device's listener (`--listen`) before anything is built, so a bad or busy
+/// address stops the run before boot, and reports the bound address (port 0 picks one) on the
+/// console's stderr as `twz-vmm: listening on ADDR`.
+fn listen(config: &RunConfig) -> Result<Option<Net>, RunError> {
+    let Some(addr) = &config.listen else {
+        return Ok(None);
+    };
+    let net = Net::new(crate::net::bind(addr).map_err(crate::net::NetError::from)?)?;
+    if let Ok(bound) = net.local_addr() {
+        let line = format!("twz-vmm: listening on {bound}\n");
+        let _ = config
+            .console
+            .write(abi::hostcall::fd::STDERR, line.as_bytes());
+    }
+    Ok(Some(net))
 }
 
 /// Runs a guest to its end.
@@ -262,9 +325,13 @@ pub fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
             error,
         }
     })?;
+    // Capability files are read and checked before anything is built: a bad one stops the run.
+    let mut security =
+        SecurityContext::load(config.ctx.as_deref(), &config.caps, config.key.as_deref())?;
     let mut argv = vec![config.image.name.clone()];
     argv.extend(config.args.iter().cloned());
     let args = boot::pack_args(abi::memmap::ARGS_ADDR, &argv, &[])?;
+    let net = listen(&config)?;
 
     // RAM first, so that it outlives the VM.
     let ram = GuestRam::new(config.mem_size)?;
@@ -272,17 +339,15 @@ pub fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     let mut vm = Vm::new(&kvm)?;
     let mem = ram.mem();
     let objects = match &config.store {
-        Some(dir) => Some(Arc::new(Objects::new(
-            if config.pmem {
-                // Checked up front: a store that is not persistent memory must not run at all.
-                LazyStore::opened(object_store::Store::open_pmem(dir)?)
-            } else {
-                LazyStore::new(dir.clone())
-            },
-            vm.shared_fd(),
-            mem.clone(),
-            config.slots,
-        ))),
+        Some(dir) => Some(Arc::new(
+            Objects::new(
+                open_store(dir, &config, &mut security)?,
+                vm.shared_fd(),
+                mem.clone(),
+                config.slots,
+            )
+            .with_security(security),
+        )),
         None => None,
     };
     let cr3 = arch::paging::build(mem, config.mem_size, plan.guard())?;
@@ -309,11 +374,12 @@ pub fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         mem: mem.clone(),
         access: GuestAccess::new(&plan),
         console: config.console.clone(),
-        ring: Arc::new(Mutex::new(RingConsumer::default())),
+        ring: Arc::new(Mutex::new(RingConsumer::new(net))),
         stop: Arc::new(AtomicBool::new(false)),
         timed_out: Arc::new(AtomicBool::new(false)),
         objects: objects.clone(),
     };
+    RingConsumer::enable_flusher(&shared.ring, mem.clone());
     let event_loop = EventLoop::spawn(shared.clone(), vm.shared_fd(), config.timeout)?;
     vm.add_ram(&ram, config.stats)?;
 
@@ -384,6 +450,10 @@ pub fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     };
     calls.drain_ring();
     event_loop.stop();
+    // The guest is gone: its connections close now, not when the event loop thread ends.
+    if let Ok(mut ring) = shared.ring.lock() {
+        ring.close_net(mem);
+    }
     let mut outcome = result?;
     if config.stats {
         stats.hostcalls = calls.counts;

@@ -90,7 +90,7 @@ impl fmt::Display for Stats {
         writeln!(f)?;
         writeln!(
             f,
-            "  ring: {} submissions, {} errors, {} completions dropped",
+            "  ring: {} submissions, {} errors, {} completions backlogged (CQ full)",
             self.ring.submissions, self.ring.errors, self.ring.overflows
         )?;
         let vmm = self.total_time.saturating_sub(self.guest_time);

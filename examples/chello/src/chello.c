@@ -77,7 +77,9 @@ static int append(const char *name, const char *text) {
         printf("created %s\n", name);
     }
     if (rc != 0) {
-        fprintf(stderr, "chello: object %s: %s\n", name, strerror(-rc));
+        char why[256]; /* a refused map says why (for example which capability is missing) */
+        fprintf(stderr, "chello: object %s: %s\n", name,
+                rc == -EACCES && twz_last_error(why, sizeof why) ? why : strerror(-rc));
         return 1;
     }
     printf("create again: %s\n", strerror(-twz_obj_create(name, &again)));

@@ -5,9 +5,21 @@
 //! - `add NAME`: appends a node holding NAME, in one transaction anchored at `people`.
 //! - `show`: walks the list and prints the names in order, one a line.
 //! - `count`: prints the count kept in the head.
+//!
+//! `show` and `count` map every object read-only, so a read capability is enough:
+//! `twz-vmm cap grant --target people --reachable --accessor reader --perms r -o r.cap`, then
+//! `twz-vmm run linked --ctx reader --cap r.cap -- show`; `add` under it is refused with the
+//! hypervisor's reason ("cannot map object <id> writable: capability r.cap grants r--- but not
+//! write") and changes nothing.
 //! - `bulk N PREFIX`: appends `PREFIX-0` .. `PREFIX-{N-1}`, one transaction each, printing
 //!   `committed I` after each commit (the crash test kills the VMM in the middle).
 //! - `bench`: median cost of an 8-byte transactional update and of alloc+free in a transaction.
+//! - `transfer N`: N transfers between two account objects (`linked-acct-a`, `linked-acct-b`),
+//!   each one transaction that takes an amount from one balance, adds it to the other and counts
+//!   the transfer, printing `committed I` (I = the transfer's number since the accounts were
+//!   opened) after each commit; the crash test kills the VMM in the middle.
+//! - `accounts`: prints `accounts transfers=N a=A b=B` (N transfers applied; the balances, in
+//!   wrapping 64-bit arithmetic, follow from N: see [`transfer_amount`]).
 #![no_std]
 #![no_main]
 
@@ -122,8 +134,14 @@ fn main() -> Result<(), Error> {
             args.get_str(3).ok_or(Error::Usage("bulk N PREFIX"))?,
         ),
         "bench" => bench(),
+        "transfer" => transfer(
+            args.get_str(2)
+                .and_then(|n| n.parse().ok())
+                .ok_or(Error::Usage("transfer N"))?,
+        ),
+        "accounts" => accounts(),
         _ => Err(Error::Usage(
-            "add NAME | show | count | bulk N PREFIX | bench",
+            "add NAME | show | count | bulk N PREFIX | bench | transfer N | accounts",
         )),
     }
 }
@@ -136,10 +154,11 @@ fn head() -> Result<Object<ListHead>, ObjError> {
     }
 }
 
-/// The list head, or `None` before the first `add` (an empty list).
+/// The list head mapped read-only (all `show` and `count` need, so a read-only capability
+/// suffices), or `None` before the first `add` (an empty list).
 fn open_head() -> Result<Option<Object<ListHead>>, ObjError> {
-    match Object::open_named(HEAD) {
-        Ok(o) => Ok(Some(o)),
+    match twz_rt::object::sys::lookup(HEAD) {
+        Ok(id) => Object::open_readonly(id).map(Some),
         Err(ObjError::NoSuchName) => Ok(None),
         Err(e) => Err(e),
     }
@@ -290,5 +309,89 @@ fn bench() -> Result<(), Error> {
     })?;
     println!("tx update 8 B: {update} ns (median of {iters}, durability {durability})");
     println!("tx alloc+free: {alloc_free} ns (median of {iters})");
+    Ok(())
+}
+
+/// Names of the two objects `transfer` moves value between.
+const ACCOUNTS: [&str; 2] = ["linked-acct-a", "linked-acct-b"];
+/// Each account's balance when the accounts are set up.
+const OPENING: u64 = 1_000_000;
+
+/// An account's base struct. Account A's `transfers` counts the transfers applied (B's stays 0).
+#[repr(C)]
+struct Account {
+    balance: u64,
+    transfers: u64,
+}
+// SAFETY: integers only.
+unsafe impl Persistent for Account {}
+
+/// The amount of transfer number `i` and its direction: even numbers move from A to B, odd ones
+/// back. The crash test computes the same to know what the balances must be after N transfers.
+fn transfer_amount(i: u64) -> (u64, bool) {
+    (1 + i.wrapping_mul(7919) % 1000, i.is_multiple_of(2))
+}
+
+fn account(name: &str) -> Result<Object<Account>, ObjError> {
+    match Object::open_named(name) {
+        Err(ObjError::NoSuchName) => Object::create_named(name),
+        r => r,
+    }
+}
+
+/// Moves value between the two accounts `n` times, one transaction each (anchored at A, it
+/// updates both objects).
+fn transfer(n: u64) -> Result<(), Error> {
+    let a = account(ACCOUNTS[0])?;
+    let b = account(ACCOUNTS[1])?;
+    let fresh = {
+        let (x, y) = (a.base()?, b.base()?);
+        x.balance == 0 && y.balance == 0 && x.transfers == 0
+    };
+    if fresh {
+        let mut tx = a.tx()?;
+        // SAFETY: neither base is otherwise borrowed while these references live.
+        tx.write(unsafe { &mut a.raw_mut()?.balance }, OPENING)?;
+        // SAFETY: as above.
+        tx.write(unsafe { &mut b.raw_mut()?.balance }, OPENING)?;
+        tx.commit()?;
+    }
+    for _ in 0..n {
+        let i = a.base()?.transfers;
+        let (amount, a_to_b) = transfer_amount(i);
+        let (from, to) = if a_to_b { (&a, &b) } else { (&b, &a) };
+        let mut tx = a.tx()?;
+        let take = from.base()?.balance.wrapping_sub(amount);
+        // SAFETY: each base is borrowed mutably once at a time, only for its `write`.
+        tx.write(unsafe { &mut from.raw_mut()?.balance }, take)?;
+        let give = to.base()?.balance.wrapping_add(amount);
+        // SAFETY: as above.
+        tx.write(unsafe { &mut to.raw_mut()?.balance }, give)?;
+        // SAFETY: as above.
+        tx.write(unsafe { &mut a.raw_mut()?.transfers }, i + 1)?;
+        tx.commit()?;
+        println!("committed {i}");
+    }
+    Ok(())
+}
+
+/// Prints the transfer count and both balances (read-only opens; zeros before any `transfer`).
+fn accounts() -> Result<(), Error> {
+    let mut vals = [(0u64, 0u64); 2];
+    for (v, name) in vals.iter_mut().zip(ACCOUNTS) {
+        match twz_rt::object::sys::lookup(name) {
+            Ok(id) => {
+                let o = Object::<Account>::open_readonly(id)?;
+                let acct = o.base()?;
+                *v = (acct.balance, acct.transfers);
+            }
+            Err(ObjError::NoSuchName) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    println!(
+        "accounts transfers={} a={} b={}",
+        vals[0].1, vals[0].0, vals[1].0
+    );
     Ok(())
 }

@@ -2,21 +2,34 @@
  * persistent object of the host's store, named after the file ("shop", "shop-journal"), used as a
  * byte stream (twz.h): the file's bytes at the start of the object's data region, its length in
  * the object's metadata header. `twz-vmm obj ls` shows that length as the size in use, and the
- * bytes are an ordinary SQLite database file.
+ * bytes are an ordinary SQLite database file (`twz-vmm obj export`/`import` move it).
  *
- * - Reads and writes are copies into the mapped object (no VM exit); with memory-mapped I/O on
- *   (SQLITE_DEFAULT_MMAP_SIZE, or `pragma mmap_size`), xFetch hands SQLite pointers straight into
- *   the object, so reads do not even copy.
+ * - Reads and writes are copies into the mapped object (no VM exit). Memory-mapped I/O is on by
+ *   default (SQLITE_DEFAULT_MMAP_SIZE, up to an object's size; `pragma mmap_size` changes it):
+ *   xFetch hands SQLite pointers straight into the object, so page reads do not even copy.
  * - Every store survives the VMM process being killed (the object is a shared mapping of a host
- *   file). xSync makes the ranges written since the last sync durable against power loss through
- *   twz_obj_flush, then the length.
+ *   file). What xSync adds follows the run's durability (`twz-vmm run --durability`): none:
+ *   nothing (like `pragma synchronous=off`: a power loss may lose or tear recent commits);
+ *   commit: the range written since the last sync and the length are flushed (one host msync)
+ *   before xSync returns; group: the same as commit, because a rollback journal must be durable before
+ *   the database pages it protects are overwritten, so syncs cannot be deferred and batched.
  * - A file holds at most twz_obj_max_size() bytes (1 GiB less the object's log, FOT and
- *   metadata, about 1019 MiB): writes beyond give SQLITE_FULL ("database or disk is full").
- * - There is no host call to delete an object yet, so xDelete truncates the file to length 0;
- *   xAccess reports a file of length 0 as absent, which is all SQLite asks of a deleted journal.
- * - Locking: the guest holds its databases exclusively and the shell opens one connection, so
- *   locks always succeed. Two guests opening the same database at once are not coordinated yet
- *   (issue 5/7 follow-up): do not run them concurrently on one database.
+ *   metadata, about 1019 MiB): writes beyond give SQLITE_FULL ("database or disk is full"),
+ *   the statement fails and the database stays as it was. Databases do not span objects.
+ * - Journals: SQLite "deletes" the journal at the end of every write transaction; that
+ *   truncates the object to length 0 (cheap, no VM exit; a length-0 object counts as absent),
+ *   and closing the database deletes the journal object from the store unless it is hot, so a
+ *   run leaves no journal behind. A journal with a length after a crash is a hot journal: the next
+ *   open rolls it back, as SQLite does with files.
+ * - Locking: a guest holds each database it opens exclusively, from its first lock to its close,
+ *   through a lock object "NAME-lock" that the guest creates and keeps mapped; the host's
+ *   liveness lock on a mapped object (object-store/src/liveness.rs) says whether its holder still
+ *   runs. Another guest that finds the name taken asks the host to delete that object: refused
+ *   (-EBUSY) while the holder runs, so it gets SQLITE_BUSY ("database is locked"); allowed once
+ *   the holder has exited or was killed, so a crashed holder's lock never stays. Within the
+ *   guest the lock is always granted. The lock lasts while the lock object stays mapped: the
+ *   shell maps a few objects, far below a run's slot budget (`run --slots`, 64), but a program
+ *   that maps more objects at once than that could see it evicted, which drops the lock.
  * - Temporary files (no name, or delete-on-close) live in the heap (memvfs.c). */
 #include <errno.h>
 #include <sqlite3.h>
@@ -36,6 +49,9 @@ struct range {
 struct obj_file {
     sqlite3_file base;
     twz_obj *obj;
+    /* A main database: its name, and the lock object while this guest holds it. */
+    const char *db_name;
+    twz_obj *lock;
     /* SQLite's memory-mapping limit for this file (SQLITE_FCNTL_MMAP_SIZE), for `pragma mmap_size`. */
     sqlite3_int64 mmap_size;
     /* Written since the last sync (empty when hi <= lo). */
@@ -44,7 +60,9 @@ struct obj_file {
 
 /* Objects this run has opened, by name: opening is two VM exits (look up, map) and SQLite opens,
  * probes and "deletes" the journal in every write transaction, so handles are kept for the run.
- * Nothing deletes objects while a guest runs, so a cached handle stays right. */
+ * `obj` NULL records a journal found absent: only the guest holding the database's lock makes
+ * its journal, so the answer stays right while the lock is held (the database's close drops
+ * these records with the lock). */
 struct named_obj {
     char name[MAX_NAME + 1];
     twz_obj *obj;
@@ -52,28 +70,62 @@ struct named_obj {
 };
 static struct named_obj *opened;
 
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+static struct named_obj *cached(const char *name) {
+    for (struct named_obj *n = opened; n; n = n->next)
+        if (strcmp(n->name, name) == 0) return n;
+    return NULL;
+}
+
+/* Drops `name` from the cache, closing its handle; returns the handle's ID in `*id` (if it had
+ * one and `id` is not NULL). */
+static int uncache(const char *name, twz_objid *id) {
+    int had = 0;
+    for (struct named_obj **p = &opened; *p; p = &(*p)->next) {
+        struct named_obj *n = *p;
+        if (strcmp(n->name, name) != 0) continue;
+        if (n->obj) {
+            if (id) had = twz_obj_id(n->obj, id) == 0;
+            twz_obj_close(n->obj);
+        }
+        *p = n->next;
+        sqlite3_free(n);
+        break;
+    }
+    return had;
+}
+
 /* The object named `name`, created if `create`; 0 or a negative errno. */
 static int get_object(const char *name, int create, twz_obj **out) {
-    for (struct named_obj *n = opened; n; n = n->next)
-        if (strcmp(n->name, name) == 0) {
-            *out = n->obj;
-            return 0;
-        }
+    struct named_obj *n = cached(name);
+    if (n && n->obj) {
+        *out = n->obj;
+        return 0;
+    }
+    if (n && !create) return -ENOENT;
     if (strlen(name) > MAX_NAME) return -ENAMETOOLONG;
-    struct named_obj *n = sqlite3_malloc(sizeof *n);
-    if (!n) return -ENOMEM;
+    if (!n) {
+        n = sqlite3_malloc(sizeof *n);
+        if (!n) return -ENOMEM;
+        strcpy(n->name, name);
+        n->obj = NULL;
+        n->next = opened;
+        opened = n;
+    }
     int rc = twz_obj_open(name, &n->obj);
     if (rc == -ENOENT && create) {
         rc = twz_obj_create(name, &n->obj);
         if (rc == -EEXIST) rc = twz_obj_open(name, &n->obj);
     }
     if (rc != 0) {
-        sqlite3_free(n);
+        n->obj = NULL;
+        if (!(rc == -ENOENT && ends_with(name, "-journal"))) uncache(name, NULL);
         return rc;
     }
-    strcpy(n->name, name);
-    n->next = opened;
-    opened = n;
     *out = n->obj;
     return 0;
 }
@@ -98,10 +150,15 @@ static void mark_dirty(struct obj_file *f, sqlite3_int64 lo, sqlite3_int64 hi) {
     if (hi > f->dirty.hi) f->dirty.hi = hi;
 }
 
+static int obj_sync(sqlite3_file *file, int flags);
+static void unlock_database(struct obj_file *f);
+
+/* The handle stays cached for the run; unsynced writes stay in the object (SQLite syncs what it
+ * needs before it closes). Closing a database deletes its empty journal and drops its lock. */
 static int obj_close(sqlite3_file *file) {
-    /* The handle stays cached for the run; unsynced writes stay in the object (SQLite syncs
-     * what it needs before it closes). */
-    ((struct obj_file *)file)->obj = NULL;
+    struct obj_file *f = (struct obj_file *)file;
+    if (f->db_name) unlock_database(f);
+    f->obj = NULL;
     return SQLITE_OK;
 }
 
@@ -162,6 +219,10 @@ static int obj_truncate(sqlite3_file *file, sqlite3_int64 size) {
 static int obj_sync(sqlite3_file *file, int flags) {
     (void)flags;
     struct obj_file *f = (struct obj_file *)file;
+    if (twz_obj_durability() == TWZ_DURABILITY_NONE) {
+        f->dirty.lo = f->dirty.hi = 0;
+        return SQLITE_OK;
+    }
     /* Bytes beyond a later truncation need no flush. */
     sqlite3_int64 len = length_of(f->obj);
     sqlite3_int64 lo = f->dirty.lo, hi = f->dirty.hi < len ? f->dirty.hi : len;
@@ -179,12 +240,111 @@ static int obj_file_size(sqlite3_file *file, sqlite3_int64 *size) {
     return SQLITE_OK;
 }
 
+/* ---- locking: one lock object per database, held from the first lock to the close ---- */
+
+/* "NAME-lock" in `out` (MAX_NAME + 1 bytes); 0 if the name is too long. */
+static int lock_name(const char *db, char *out) {
+    if (strlen(db) + 5 > MAX_NAME) return 0;
+    sqlite3_snprintf(MAX_NAME + 1, out, "%s-lock", db);
+    return 1;
+}
+
+static int same_id(const twz_objid *a, const twz_objid *b) {
+    return memcmp(a->bytes, b->bytes, sizeof a->bytes) == 0;
+}
+
+/* Creates the lock object and keeps it mapped (which holds the host's liveness lock on it), then
+ * checks the name still names it: a guest deleting a stale lock at that moment makes the check
+ * fail rather than leave two holders. SQLITE_OK, SQLITE_BUSY, or an I/O error. */
+static int try_create_lock(const char *name, twz_obj **out) {
+    twz_obj *mine = NULL, *named = NULL;
+    int rc = twz_obj_create(name, &mine);
+    if (rc == -EEXIST) return SQLITE_BUSY;
+    if (rc == -ENOENT) return SQLITE_BUSY; /* deleted between create and map: lost a race */
+    if (rc != 0) return SQLITE_IOERR_LOCK;
+    twz_objid a, b;
+    int ok = twz_obj_id(mine, &a) == 0 && twz_obj_open(name, &named) == 0 &&
+             twz_obj_id(named, &b) == 0 && same_id(&a, &b);
+    if (named) twz_obj_close(named);
+    if (ok) {
+        *out = mine;
+        return SQLITE_OK;
+    }
+    /* Our object lost its name to a racing guest: remove it rather than leave it nameless. */
+    twz_obj_close(mine);
+    twz_obj_delete(&a);
+    return SQLITE_BUSY;
+}
+
+/* Removes the lock object `name` if its holder no longer runs: SQLITE_OK when it is gone (or
+ * was never there), SQLITE_BUSY while a running guest holds it. */
+static int clear_stale_lock(const char *name) {
+    twz_obj *o;
+    int rc = twz_obj_open(name, &o);
+    if (rc == -ENOENT) return SQLITE_OK;
+    if (rc != 0) return rc == -EACCES ? SQLITE_BUSY : SQLITE_IOERR_LOCK;
+    twz_objid id;
+    rc = twz_obj_id(o, &id);
+    twz_obj_close(o);
+    if (rc != 0) return SQLITE_IOERR_LOCK;
+    /* The host unmaps it from this guest first, so only another guest's mapping keeps it. */
+    rc = twz_obj_delete(&id);
+    if (rc == 0 || rc == -ENOENT) return SQLITE_OK;
+    return rc == -EBUSY || rc == -EACCES ? SQLITE_BUSY : SQLITE_IOERR_LOCK;
+}
+
+static int lock_database(struct obj_file *f) {
+    char name[MAX_NAME + 1];
+    if (!lock_name(f->db_name, name)) return SQLITE_IOERR_LOCK;
+    for (int attempt = 0; attempt < 3; attempt++) {
+        int rc = try_create_lock(name, &f->lock);
+        if (rc != SQLITE_BUSY) return rc;
+        rc = clear_stale_lock(name);
+        if (rc != SQLITE_OK) return rc;
+    }
+    return SQLITE_BUSY;
+}
+
+/* True for a journal SQLite would never play back: empty, or with a zero first byte (a header
+ * not yet written, or zeroed, when a run was killed; SQLite's hasHotJournal ignores those). */
+static int journal_is_dead(twz_obj *j) {
+    const unsigned char *base = twz_obj_base(j);
+    return length_of(j) == 0 || (base && base[0] == 0);
+}
+
+/* Deletes the journal if SQLite is done with it, then the lock object (which also drops the
+ * liveness lock). A journal that is still hot (a rollback that failed) stays for the next
+ * opener. Failures leave a journal or a stale lock behind, which the next opener handles. */
+static void unlock_database(struct obj_file *f) {
+    char journal[MAX_NAME + 1];
+    sqlite3_snprintf(sizeof journal, journal, "%s-journal", f->db_name);
+    twz_obj *j;
+    twz_objid id;
+    if (get_object(journal, 0, &j) == 0 && journal_is_dead(j) && uncache(journal, &id))
+        twz_obj_delete(&id);
+    uncache(journal, NULL);
+    if (f->lock) {
+        int have = twz_obj_id(f->lock, &id) == 0;
+        twz_obj_close(f->lock);
+        f->lock = NULL;
+        if (have) twz_obj_delete(&id);
+    }
+}
+
 static int obj_lock(sqlite3_file *file, int level) {
+    struct obj_file *f = (struct obj_file *)file;
+    if (level == SQLITE_LOCK_NONE || !f->db_name || f->lock) return SQLITE_OK;
+    return lock_database(f);
+}
+
+static int obj_unlock(sqlite3_file *file, int level) {
     (void)file;
     (void)level;
     return SQLITE_OK;
 }
 
+/* Nobody else can hold a reserved lock on a database this guest has locked; before that, say
+ * none (SQLite only asks while it holds a shared lock). */
 static int obj_check_reserved(sqlite3_file *file, int *out) {
     (void)file;
     *out = 0;
@@ -244,7 +404,7 @@ static const sqlite3_io_methods obj_io = {
     obj_sync,
     obj_file_size,
     obj_lock,
-    obj_lock,
+    obj_unlock,
     obj_check_reserved,
     obj_file_control,
     obj_sector_size,
@@ -277,15 +437,17 @@ static int obj_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *file, int 
         if (rc == -ENOMEM) return SQLITE_NOMEM;
         if (rc != 0) return SQLITE_CANTOPEN;
     }
+    if (flags & SQLITE_OPEN_MAIN_DB) f->db_name = name;
     f->base.pMethods = &obj_io;
     if (out_flags) *out_flags = flags;
     return SQLITE_OK;
 }
 
-/* No host call deletes an object yet: the file is truncated to nothing. Like the unix VFS, which
- * syncs the directory after an unlink only when asked, the new length is flushed only with
- * `sync_dir` (SQLite asks with `pragma synchronous = extra`; otherwise a power loss right after a
- * commit may roll that last transaction back, as it may on a file system). */
+/* Truncates the file to nothing (see the journal notes at the top: the object itself goes when
+ * the database closes). Like the unix VFS, which syncs the directory after an unlink only when
+ * asked, the new length is flushed only with `sync_dir` (SQLite asks with `pragma synchronous =
+ * extra`; otherwise a power loss right after a commit may roll that last transaction back, as it
+ * may on a file system). */
 static int obj_delete(sqlite3_vfs *vfs, const char *name, int sync_dir) {
     (void)vfs;
     twz_obj *o;
@@ -294,7 +456,8 @@ static int obj_delete(sqlite3_vfs *vfs, const char *name, int sync_dir) {
     if (rc != 0) return SQLITE_IOERR_DELETE;
     if (length_of(o) == 0) return SQLITE_IOERR_DELETE_NOENT;
     if (twz_obj_set_size(o, 0) != 0) return SQLITE_IOERR_DELETE;
-    if (sync_dir && twz_obj_flush(o, 0, 0) != 0) return SQLITE_IOERR_DELETE;
+    if (sync_dir && twz_obj_durability() != TWZ_DURABILITY_NONE && twz_obj_flush(o, 0, 0) != 0)
+        return SQLITE_IOERR_DELETE;
     return SQLITE_OK;
 }
 

@@ -4,15 +4,17 @@
  *   sqlite [OPTIONS] [DB [SQL...]]
  *     DB        database name; ":memory:" (the default) or a name (see vfs.h for where it lives)
  *     SQL...    one-shot: run each argument (SQL or a dot-command) and exit; the first error
- *               prints "Error: ..." and exits with its code
+ *               prints "Error: ..." and exits with its result code (1 for a syntax error)
  *     otherwise statements are read from standard input, ended by ';' (sqlite3_complete)
  *   OPTIONS: -header -noheader -list -csv -column -line -bail -interactive -batch -version
  *
- * Dot-commands: .headers .mode .tables .schema .timer .nullvalue .separator .print .bail .help
- * .quit .exit. Errors go to stderr as the sqlite3 shell prints them ("Parse error near line N:"
- * with the error's position, "Runtime error near line N: ... (code)"); reading a script, the exit
- * status is 1 if any statement failed. Prompts appear only with -interactive: the guest cannot yet
- * tell whether its standard input is a terminal. */
+ * Dot-commands: .headers .mode .tables .schema .read .timer .nullvalue .separator .print .bail
+ * .help .quit .exit. `.read NAME` runs the script held in the byte-stream object NAME (the guest
+ * has no host files: put one there with `twz-vmm obj import NAME FILE`). Errors go to stderr as
+ * the sqlite3 shell prints them ("Parse error near line N:" with the error's position, "Runtime
+ * error near line N: ... (code)"; without "near line N" when typed at a terminal); reading a
+ * script, the exit status is 1 if any statement failed. Prompts ("sqlite> ", "   ...> ") and
+ * the banner appear only when the VMM's standard input is a terminal (or with -interactive). */
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -334,17 +336,59 @@ static enum meta cmd_tables(struct shell *sh, const char *pattern) {
     return META_OK;
 }
 
-/* .schema: the CREATE statements, each ended by ';'. */
+/* A column name as the sqlite3 shell quotes it in a view's comment: bare when it is a plain
+ * identifier and not a keyword, else in double quotes. */
+static char *quoted_column(const char *z) {
+    int plain = (z[0] == '_' || ((z[0] | 0x20) >= 'a' && (z[0] | 0x20) <= 'z')) &&
+                !sqlite3_keyword_check(z, (int)strlen(z));
+    for (const char *p = z; *p && plain; p++)
+        plain = *p == '_' || (*p >= '0' && *p <= '9') || ((*p | 0x20) >= 'a' && (*p | 0x20) <= 'z');
+    return plain ? sqlite3_mprintf("%s", z) : sqlite3_mprintf("\"%w\"", z);
+}
+
+/* A view's column names, in the comment sqlite3 prints after the view (holding "v(a,b)"). */
+static void put_view_columns(struct shell *sh, const char *view) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(sh->db, "SELECT name FROM pragma_table_info(?1)", -1, &st, NULL) !=
+        SQLITE_OK)
+        return;
+    sqlite3_bind_text(st, 1, view, -1, SQLITE_STATIC);
+    printf("\n/* %s(", view);
+    for (int i = 0; sqlite3_step(st) == SQLITE_ROW; i++) {
+        char *q = quoted_column((const char *)sqlite3_column_text(st, 0));
+        printf("%s%s", i ? "," : "", q ? q : "");
+        sqlite3_free(q);
+    }
+    printf(") */");
+    sqlite3_finalize(st);
+}
+
+/* .schema: the CREATE statements in the order they were made, each ended by ';', as sqlite3
+ * prints them: a table whose name was quoted (as ALTER TABLE RENAME writes it) as "CREATE TABLE
+ * IF NOT EXISTS", a view followed by a comment naming its columns. */
 static enum meta cmd_schema(struct shell *sh, const char *pattern) {
     sqlite3_stmt *st;
-    const char *q = "SELECT sql FROM sqlite_schema WHERE sql NOTNULL AND type != 'meta' AND "
-                    "(?1 IS NULL OR tbl_name LIKE ?1) ORDER BY tbl_name, type DESC, name";
+    const char *q = "SELECT sql, type, name FROM sqlite_schema WHERE sql NOTNULL AND type != 'meta' "
+                    "AND (?1 IS NULL OR tbl_name LIKE ?1) ORDER BY rowid";
     if (sqlite3_prepare_v2(sh->db, q, -1, &st, NULL) != SQLITE_OK) {
         fprintf(stderr, "Error: %s\n", sqlite3_errmsg(sh->db));
         return META_ERROR;
     }
     sqlite3_bind_text(st, 1, pattern, -1, SQLITE_STATIC);
-    while (sqlite3_step(st) == SQLITE_ROW) printf("%s;\n", sqlite3_column_text(st, 0));
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *sql = (const char *)sqlite3_column_text(st, 0);
+        const char *type = (const char *)sqlite3_column_text(st, 1);
+        if (sqlite3_strglob("CREATE TABLE ['\"]*", sql) == 0)
+            printf("CREATE TABLE IF NOT EXISTS %s", sql + 13);
+        else
+            fputs(sql, stdout);
+        if (strcmp(type, "view") == 0) {
+            char *name = sqlite3_mprintf("%s", sqlite3_column_text(st, 2));
+            if (name) put_view_columns(sh, name);
+            sqlite3_free(name);
+        }
+        puts(";");
+    }
     sqlite3_finalize(st);
     return META_OK;
 }
@@ -358,10 +402,13 @@ static const char HELP[] =
     ".nullvalue STRING        Use STRING in place of NULL values\n"
     ".print STRING...         Print literal STRING\n"
     ".quit                    Exit this program\n"
+    ".read NAME               Read input from the byte-stream object NAME\n"
     ".schema ?PATTERN?        Show the CREATE statements matching PATTERN\n"
     ".separator COL ?ROW?     Change the column and row separators\n"
     ".tables ?PATTERN?        List names of tables matching LIKE pattern PATTERN\n"
     ".timer on|off            Turn SQL timer on or off\n";
+
+static enum meta cmd_read(struct shell *sh, const char *name, int *exit_code);
 
 static enum meta meta_command(struct shell *sh, const char *line, int *exit_code) {
     char *copy = sqlite3_mprintf("%s", line + 1);
@@ -430,8 +477,12 @@ static enum meta meta_command(struct shell *sh, const char *line, int *exit_code
         for (int i = 1; i < argc; i++) printf("%s%s", i > 1 ? " " : "", argv[i]);
         putchar('\n');
     } else if (strcmp(c, "read") == 0) {
-        fprintf(stderr, "Error: .read needs files, which this guest does not have yet\n");
-        r = META_ERROR;
+        if (argc == 2) {
+            r = cmd_read(sh, argv[1], exit_code);
+        } else {
+            fprintf(stderr, "Usage: .read FILE\n");
+            r = META_ERROR;
+        }
     } else {
         fprintf(stderr,
                 "Error: unknown command or invalid arguments:  \"%s\". Enter \".help\" for help\n",
@@ -444,9 +495,39 @@ static enum meta meta_command(struct shell *sh, const char *line, int *exit_code
 
 /* ---- input ---- */
 
+/* Where input lines come from: standard input, or a script held in memory (`.read`). */
+struct source {
+    const char *text; /* NULL: standard input */
+    size_t len, pos;
+};
+
+/* Copies the next line of an in-memory script; 0 at its end. */
+static int next_text_line(struct source *src, char **buf, size_t *cap) {
+    if (src->pos >= src->len) return 0;
+    const char *start = src->text + src->pos;
+    const char *nl = memchr(start, '\n', src->len - src->pos);
+    size_t n = nl ? (size_t)(nl - start) : src->len - src->pos;
+    if (n + 1 > *cap) {
+        char *grown = realloc(*buf, n + 1);
+        if (!grown) return 0;
+        *buf = grown;
+        *cap = n + 1;
+    }
+    memcpy(*buf, start, n);
+    (*buf)[n] = 0;
+    src->pos += n + (nl != NULL);
+    return 1;
+}
+
 /* Reads one line of any length (without its newline) into a growing buffer; NULL at end. */
-static char *read_line(char **buf, size_t *cap) {
+static char *read_line(struct source *src, char **buf, size_t *cap) {
     size_t len = 0;
+    if (src->text) {
+        if (!next_text_line(src, buf, cap)) return NULL;
+        len = strlen(*buf);
+        if (len && (*buf)[len - 1] == '\r') (*buf)[--len] = 0;
+        return *buf;
+    }
     for (;;) {
         if (*cap - len < 2) {
             size_t ncap = *cap ? *cap * 2 : 256;
@@ -474,7 +555,7 @@ static int all_space(const char *z) {
 static double now_s(void) { return (double)twz_monotonic_ns() / 1e9; }
 
 /* Runs one complete input buffer; prints an error as the sqlite3 shell does. Returns 1 on error. */
-static int run_buffer(struct shell *sh, const char *sql, int startline) {
+static int run_buffer(struct shell *sh, const char *sql, int startline, int interactive) {
     double t0 = now_s();
     char *err = NULL;
     int rc = run_sql(sh, sql, &err);
@@ -492,29 +573,34 @@ static int run_buffer(struct shell *sh, const char *sql, int startline) {
         tail = err + 10;
     }
     fflush(stdout);
-    if (sh->interactive) fprintf(stderr, "%s: %s\n", type, tail);
+    if (interactive) fprintf(stderr, "%s: %s\n", type, tail);
     else fprintf(stderr, "%s near line %d: %s\n", type, startline, tail);
     sqlite3_free(err);
     return 1;
 }
 
-/* Reads statements and dot-commands from standard input. Returns the exit status. */
-static int process_input(struct shell *sh) {
+/* Reads statements and dot-commands from `src` until its end, `.quit`, or (with .bail) an
+ * error. Returns the number of errors; `*quit` is set by `.quit`/`.exit`. */
+static int process_input(struct shell *sh, struct source *src, int *quit, int *exit_code) {
     char *line = NULL, *sql = NULL;
     size_t line_cap = 0, sql_len = 0, sql_cap = 0;
-    int lineno = 0, startline = 0, errors = 0, exit_code = 0;
+    int lineno = 0, startline = 0, errors = 0;
+    int interactive = sh->interactive && !src->text;
     for (;;) {
-        if (sh->interactive) {
+        if (interactive) {
             fputs(sql_len ? "   ...> " : "sqlite> ", stdout);
             fflush(stdout);
         }
-        char *z = read_line(&line, &line_cap);
+        char *z = read_line(src, &line, &line_cap);
         if (!z) break;
         lineno++;
         if (sql_len == 0 && all_space(z)) continue;
         if (sql_len == 0 && z[0] == '.') {
-            enum meta m = meta_command(sh, z, &exit_code);
-            if (m == META_QUIT) break;
+            enum meta m = meta_command(sh, z, exit_code);
+            if (m == META_QUIT) {
+                *quit = 1;
+                break;
+            }
             if (m == META_ERROR) {
                 errors++;
                 if (sh->bail) break;
@@ -541,18 +627,45 @@ static int process_input(struct shell *sh) {
         memcpy(sql + sql_len, z, n + 1);
         sql_len += n;
         if (sqlite3_complete(sql)) {
-            errors += run_buffer(sh, sql, startline);
+            errors += run_buffer(sh, sql, startline, interactive);
             sql_len = 0;
             if (errors && sh->bail) break;
         } else if (all_space(sql)) {
             sql_len = 0;
         }
     }
-    if (sql_len && !all_space(sql) && !(errors && sh->bail)) errors += run_buffer(sh, sql, startline);
+    if (sql_len && !all_space(sql) && !*quit && !(errors && sh->bail))
+        errors += run_buffer(sh, sql, startline, interactive);
+    if (interactive && !*quit) putchar('\n');
     free(line);
     free(sql);
-    if (exit_code) return exit_code;
-    return errors ? 1 : 0;
+    return errors;
+}
+
+/* .read NAME: runs the script in the byte-stream object NAME. Nesting stops at 32 levels (a
+ * script that reads itself would otherwise run the guest out of stack). */
+static enum meta cmd_read(struct shell *sh, const char *name, int *exit_code) {
+    static int depth;
+    if (depth >= 32) {
+        fprintf(stderr, "Error: .read nested too deeply: \"%s\"\n", name);
+        return META_ERROR;
+    }
+    twz_obj *o = NULL;
+    int rc = twz_obj_open(name, &o);
+    const char *text = rc == 0 ? twz_obj_base(o) : NULL;
+    int64_t len = rc == 0 ? twz_obj_size(o) : -1;
+    if (!text || len < 0) {
+        if (o) twz_obj_close(o);
+        fprintf(stderr, "Error: cannot open \"%s\"\n", name);
+        return META_ERROR;
+    }
+    struct source src = {text, (size_t)len, 0};
+    int quit = 0;
+    depth++;
+    int errors = process_input(sh, &src, &quit, exit_code);
+    depth--;
+    twz_obj_close(o);
+    return errors ? META_ERROR : META_OK;
 }
 
 /* One-shot mode: each argument is SQL or a dot-command. */
@@ -605,6 +718,7 @@ int main(int argc, char **argv) {
     set_mode(&sh, MODE_LIST);
     const char *dbname = NULL;
     int i = 1;
+    sh.interactive = twz_stdin_is_tty();
     for (; i < argc && argv[i][0] == '-' && argv[i][1]; i++) {
         const char *o = argv[i] + (argv[i][1] == '-' ? 2 : 1);
         if (strcmp(o, "header") == 0) sh.headers = sh.headers_set = 1;
@@ -638,10 +752,21 @@ int main(int argc, char **argv) {
     if (strcmp(dbname, ":memory:") != 0 && dbname[0] && !twz_vfs_persistent())
         fprintf(stderr, "Note: \"%s\" lives in guest memory (VFS %s) and is gone after this run.\n",
                 dbname, twz_vfs_name());
-    if (sh.interactive)
-        printf("SQLite version %s %.19s\nEnter \".help\" for usage hints.\n", sqlite3_libversion(),
-               sqlite3_sourceid());
-    int status = i < argc ? run_args(&sh, argc - i, argv + i) : process_input(&sh);
+    int status;
+    if (i < argc) {
+        status = run_args(&sh, argc - i, argv + i);
+    } else {
+        if (sh.interactive) {
+            printf("SQLite version %s %.19s\nEnter \".help\" for usage hints.\n",
+                   sqlite3_libversion(), sqlite3_sourceid());
+            if (strcmp(dbname, ":memory:") == 0)
+                printf("Connected to a transient in-memory database.\n");
+        }
+        struct source in = {NULL, 0, 0};
+        int quit = 0, code = 0;
+        int errors = process_input(&sh, &in, &quit, &code);
+        status = code ? code : errors ? 1 : 0;
+    }
     sqlite3_close(sh.db);
     return status;
 }

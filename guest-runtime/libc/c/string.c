@@ -139,13 +139,16 @@ char *strerror(int errnum) {
     case 1: return "Operation not permitted";
     case 2: return "No such file or directory";
     case 5: return "Input/output error";
+    case 7: return "Argument list too long";
     case 9: return "Bad file descriptor";
     case 11: return "Resource temporarily unavailable";
     case 12: return "Cannot allocate memory";
     case 13: return "Permission denied";
     case 14: return "Bad address";
+    case 16: return "Device or resource busy";
     case 17: return "File exists";
     case 22: return "Invalid argument";
+    case 27: return "File too large";
     case 28: return "No space left on device";
     case 34: return "Numerical result out of range";
     case 38: return "Function not implemented";

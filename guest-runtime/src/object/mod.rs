@@ -74,6 +74,9 @@ pub enum ObjError {
     FotFull,
     /// The object is mapped read-only.
     ReadOnly,
+    /// The hypervisor refused to map the object (no capability grants the rights asked for);
+    /// the reason is [`sys::last_error`].
+    Denied(ObjId),
 }
 
 impl fmt::Display for ObjError {
@@ -90,6 +93,10 @@ impl fmt::Display for ObjError {
             ObjError::BadEntry(i) => write!(f, "FOT entry {i} is malformed"),
             ObjError::FotFull => write!(f, "the object's FOT is full"),
             ObjError::ReadOnly => write!(f, "the object is mapped read-only"),
+            ObjError::Denied(id) => match sys::last_error() {
+                reason if !reason.is_empty() => f.write_str(&reason),
+                _ => write!(f, "cannot map object {id}: permission denied"),
+            },
         }
     }
 }

@@ -4,7 +4,8 @@
 //! (objects are 1 GiB aligned in the window). Index 0 is the fast path (two compares, then
 //! container base + offset); other indices hit the per-run FOT cache (one entry load and
 //! compare); errors and misses leave the inline code, a miss for [`resolve_slow`], which reads
-//! the FOT entry, maps the target (a host call) and fills the cache.
+//! the FOT entry, maps the target (a host call, unless it is mapped already) and fills the
+//! cache.
 
 use core::marker::PhantomData;
 use core::mem::{align_of, size_of};
@@ -13,7 +14,7 @@ use abi::fot::{perms, FotEntry, FotTarget};
 use abi::layout::{BASE_OFFSET, DATA_END, FOT_MAX_INDEX, OBJ_SIZE};
 use abi::memmap::{slot_addr, OBJ_WINDOW_BASE};
 
-use super::cache::{self, container_slot, MAX_SLOTS};
+use super::cache::{container_slot, MAX_SLOTS};
 use super::fot::{self, MappedFot};
 use super::sys;
 use super::{ObjError, Object, Persistent};
@@ -147,10 +148,11 @@ impl<T: Persistent> InvPtr<T> {
     pub fn resolve(&self) -> Result<&T, ObjError> {
         let here = self as *const Self as u64;
         let raw = self.raw.0;
+        let rel = here.wrapping_sub(OBJ_WINDOW_BASE);
         // Index 0 with an offset in the data region, aligned for `T`: then the whole encoded
         // value passes this one compare (a nonzero index or spare bit makes it huge), and the
         // pointer's own address, if inside the tracked window, gives the object.
-        if in_range::<T>(raw) && here.wrapping_sub(OBJ_WINDOW_BASE) < TRACKED_SPAN {
+        if in_range::<T>(raw) && rel < TRACKED_SPAN {
             let addr = (here & !(OBJ_SIZE - 1)) + raw;
             // SAFETY: `here` lies in a tracked slot of the window, so its 1 GiB frame is that
             // slot; the pointer is stored there, so the slot holds a mapped object (the caller
@@ -158,17 +160,19 @@ impl<T: Persistent> InvPtr<T> {
             // accepts any bytes found there.
             return Ok(unsafe { &*(addr as *const T) });
         }
-        let offset = u64::from(self.raw.offset());
-        if in_range::<T>(offset) {
-            // The hit path of the cross-object cache: one entry load and compare.
-            if let Some(base) = sys::window().cache.lookup(cache::key(here, raw)) {
-                // SAFETY: a hit names a cached (container, index) whose target is mapped at
-                // `base` (entries go when either slot changes hands); `offset` is aligned and
-                // in the data region; `T: Persistent` accepts any bytes.
-                return Ok(unsafe { &*((base + offset) as *const T) });
+        // The hit path of the cross-object cache: one entry load and compare.
+        if rel < TRACKED_SPAN {
+            if let Some(base) = sys::window().cache.lookup(rel, raw) {
+                let offset = raw & 0xFFFF_FFFF;
+                if in_range::<T>(offset) {
+                    // SAFETY: a hit names a cached (container, index) whose target is mapped
+                    // at `base` (entries go when either slot changes hands); `offset` is
+                    // aligned and in the data region; `T: Persistent` accepts any bytes.
+                    return Ok(unsafe { &*((base + offset) as *const T) });
+                }
             }
         }
-        self.resolve_miss(here, offset)
+        self.resolve_miss(here, u64::from(self.raw.offset()))
     }
 
     /// Everything but the two hit paths: errors, and a cache miss (map and remember).
@@ -228,9 +232,16 @@ pub fn resolve_slow(slot: usize, container: u64, index: u32) -> Result<u64, ObjE
         }
     };
     let write = entry.perms & perms::WRITE != 0;
-    let m = sys::map(id, write, Some(slot))?;
-    sys::remember(slot, index, m.slot);
-    Ok(slot_addr(m.slot as u64))
+    // A target mapped already (the entry was only pushed out of the cache) needs no host call.
+    let mapped = (0..MAX_SLOTS).find(|&s| {
+        sys::occupant(s).is_some_and(|(occupant, writable)| occupant == id && (writable || !write))
+    });
+    let target = match mapped {
+        Some(s) => s,
+        None => sys::map(id, write, Some(slot))?.slot,
+    };
+    sys::remember(slot, index, target);
+    Ok(slot_addr(target as u64))
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use abi::fot::{perms, MAX_NAME_LEN};
 use abi::hostcall::{map_result, nr};
 use abi::id::ObjId;
 use abi::memmap::slot_addr;
-use abi::ring::op;
+use abi::ring::{op, FlushRange};
 
 use super::cache::{FotCache, MAX_SLOTS};
 use super::ObjError;
@@ -154,6 +154,7 @@ pub fn map(id: ObjId, write: bool, keep: Option<usize>) -> Result<Mapping, ObjEr
     let ret = match result(unsafe { raw(nr::OBJ_MAP, args) }) {
         Ok(r) => r,
         Err(ObjError::Host(Errno::ENOENT)) => return Err(ObjError::NoSuchObject(id)),
+        Err(ObjError::Host(Errno::EACCES)) => return Err(ObjError::Denied(id)),
         Err(e) => return Err(e),
     };
     let slot = map_result::slot(ret) as usize;
@@ -180,12 +181,62 @@ pub fn map(id: ObjId, write: bool, keep: Option<usize>) -> Result<Mapping, ObjEr
     })
 }
 
+/// Copies why the most recent refused host call was refused (for example "cannot map object
+/// ... read-only: capability x.cap: link 0: expired at ...") into `buf`, truncated; returns the
+/// text's full length, 0 when nothing was refused.
+pub fn last_error_into(buf: &mut [u8]) -> usize {
+    let args = [buf.as_mut_ptr() as u64, buf.len() as u64, 0, 0, 0, 0];
+    // SAFETY: ERR_REASON writes at most `buf.len()` bytes into `buf`.
+    let ret = unsafe { raw(nr::ERR_REASON, args) };
+    usize::try_from(ret).unwrap_or(0)
+}
+
+/// Why the most recent refused host call was refused; empty when nothing was.
+pub fn last_error() -> alloc::string::String {
+    let mut buf = [0u8; 512];
+    let n = last_error_into(&mut buf).min(buf.len());
+    alloc::string::String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
 fn forget(w: &mut Window, slot: usize) {
     if let Some(info) = w.slots.get_mut(slot) {
         info.mapped = false;
         info.generation += 1;
     }
     w.cache.forget_slot(slot, slot_addr(slot as u64));
+}
+
+/// Removes the binding of `name`; the object stays.
+pub fn unbind(name: &str) -> Result<(), ObjError> {
+    check_name(name)?;
+    let args = [name.as_ptr() as u64, name.len() as u64, 0, 0, 0, 0];
+    // SAFETY: OBJ_UNBIND only reads the name.
+    match result(unsafe { raw(nr::OBJ_UNBIND, args) }) {
+        Ok(_) => Ok(()),
+        Err(ObjError::Host(Errno::ENOENT)) => Err(ObjError::NoSuchName),
+        Err(e) => Err(e),
+    }
+}
+
+/// Deletes object `id` and every name bound to it. The host unmaps it from this guest first,
+/// so every slot that held it is forgotten here (handles on it fail with `NoSuchObject` from
+/// then on). `Host(EBUSY)` while another running guest has it open for writing.
+pub fn delete(id: ObjId) -> Result<(), ObjError> {
+    let args = [&raw const id.0 as u64, 0, 0, 0, 0, 0];
+    // SAFETY: OBJ_DELETE only reads the ID; the memory it unmaps (the window) is not Rust memory.
+    let ret = unsafe { raw(nr::OBJ_DELETE, args) };
+    // Whatever the outcome, the host may have unmapped the object before refusing the delete.
+    let w = window_mut();
+    for slot in 0..w.slots.len() {
+        if w.slots[slot].mapped && w.slots[slot].id == id {
+            forget(w, slot);
+        }
+    }
+    match result(ret) {
+        Ok(_) => Ok(()),
+        Err(ObjError::Host(Errno::ENOENT)) => Err(ObjError::NoSuchObject(id)),
+        Err(e) => Err(e),
+    }
 }
 
 /// Unmaps `slot`.
@@ -202,6 +253,19 @@ pub fn flush(slot: usize, offset: u64, len: u64) -> Result<(), ObjError> {
     // SAFETY: FLUSH touches no Rust memory.
     let ret = unsafe { crate::io::call_raw(op::FLUSH, 0, [slot as u64, offset, len, 0, 0, 0]) }
         .map_err(ObjError::Host)?;
+    result(ret).map(|_| ())
+}
+
+/// Makes every range in `ranges` durable with one ring request ([`op::FLUSH_MANY`]): the VMM
+/// syncs each object once for all of them. At most [`abi::ring::FLUSH_MANY_MAX`] ranges.
+pub fn flush_many(ranges: &[FlushRange]) -> Result<(), ObjError> {
+    if ranges.is_empty() {
+        return Ok(());
+    }
+    let args = [ranges.as_ptr() as u64, ranges.len() as u64, 0, 0, 0, 0];
+    // SAFETY: FLUSH_MANY only reads `ranges`, which stays borrowed until `call_raw` returns,
+    // after the completion.
+    let ret = unsafe { crate::io::call_raw(op::FLUSH_MANY, 0, args) }.map_err(ObjError::Host)?;
     result(ret).map(|_| ())
 }
 

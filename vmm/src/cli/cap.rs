@@ -1,8 +1,9 @@
 //! `twz-vmm cap ...`: grant, delegate, show, verify and revoke signed capabilities.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 
+use abi::id::ObjId;
 use anyhow::{anyhow, bail, Context};
 use object_store::{context_id, parse_perms, perms_string, CapChain, Grant, Store, DEFAULT_KEY};
 use serde::Serialize;
@@ -12,11 +13,16 @@ use super::Globals;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum CapCommand {
-    /// Grant rights on an object, signed with its owner key.
+    /// Grant rights on objects, signed with their owner key (several targets, or --reachable,
+    /// write one file holding a chain per object).
     Grant {
-        /// Object name or ID.
+        /// Object name or ID (repeatable).
+        #[arg(long, required = true)]
+        target: Vec<String>,
+        /// Also grant every object reachable from the targets through FOT entries (pointers)
+        /// that the signing key owns, for example a list head's nodes.
         #[arg(long)]
-        target: String,
+        reachable: bool,
         /// Security context name that may use the capability.
         #[arg(long)]
         accessor: String,
@@ -101,6 +107,7 @@ pub fn exec(globals: &Globals, cmd: CapCommand) -> anyhow::Result<u8> {
     match cmd {
         CapCommand::Grant {
             target,
+            reachable,
             accessor,
             perms,
             expires,
@@ -108,23 +115,47 @@ pub fn exec(globals: &Globals, cmd: CapCommand) -> anyhow::Result<u8> {
             delegate_to,
             out,
         } => {
-            let id = store.resolve(&target)?;
             let sk = store.signing_key(&key)?;
-            let owner = store.owner_key(id)?;
-            if sk.verifying_key().to_bytes() != owner {
-                bail!("key {key:?} is not the owner key of object {id}; refusing to grant");
+            let mine = sk.verifying_key().to_bytes();
+            let mut ids = Vec::new();
+            for t in &target {
+                let id = store.resolve(t)?;
+                if store.owner_key(id)? != mine {
+                    bail!("key {key:?} is not the owner key of object {id}; refusing to grant");
+                }
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+            if reachable {
+                ids = reachable_owned(&store, ids, &mine)?;
             }
             let grant = Grant {
-                target: id,
+                target: ids[0],
                 accessor: context_id(&accessor),
                 perms: perms_arg(&perms)?,
                 expires_ns: expiry_arg(&expires, now)?,
                 delegate: delegate_to.map(|k| store.public_key(&k)).transpose()?,
             };
-            let chain = CapChain::sign_root(&grant, &sk)?;
-            write_cap(&out, &chain)?;
+            let chains = ids
+                .iter()
+                .map(|&id| {
+                    CapChain::sign_root(
+                        &Grant {
+                            target: id,
+                            ..grant.clone()
+                        },
+                        &sk,
+                    )
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            write_caps(&out, &chains)?;
+            let what = match ids.as_slice() {
+                [one] => one.to_string(),
+                many => format!("{} objects", many.len()),
+            };
             println!(
-                "granted {} on {id} to context {accessor:?}: {}",
+                "granted {} on {what} to context {accessor:?}: {}",
                 perms_string(grant.perms),
                 out.display()
             );
@@ -162,35 +193,100 @@ pub fn exec(globals: &Globals, cmd: CapCommand) -> anyhow::Result<u8> {
                 out.display()
             );
         }
-        CapCommand::Show { file, json } => show(&store, &read_cap(&file)?, json, now)?,
-        CapCommand::Verify { file, accessor } => {
-            let chain = read_cap(&file)?;
-            let v = store.verify_cap(&chain, now)?;
-            if let Some(ctx) = accessor {
-                if context_id(&ctx) != v.accessor {
-                    bail!("capability is for another context than {ctx:?}");
+        CapCommand::Show { file, json } => {
+            let chains = read_caps(&file)?;
+            if let [one] = chains.as_slice() {
+                show(&store, one, json, now)?;
+            } else if json {
+                let docs = chains
+                    .iter()
+                    .map(|c| show_doc(&store, c, now))
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                let doc = serde_json::json!({ "chains": docs });
+                println!("{}", serde_json::to_string_pretty(&doc)?);
+            } else {
+                for (i, c) in chains.iter().enumerate() {
+                    println!("chain {i} of {} (object {}):", chains.len(), c.target());
+                    show(&store, c, false, now)?;
                 }
             }
-            println!(
-                "valid: {} on {} ({} links, {})",
-                perms_string(v.perms),
-                v.target,
-                chain.links().len(),
-                expiry_text(v.expires_ns, now)
-            );
+        }
+        CapCommand::Verify { file, accessor } => {
+            let chains = read_caps(&file)?;
+            let many = chains.len() > 1;
+            for (i, chain) in chains.iter().enumerate() {
+                let which = if many {
+                    format!("chain {i}: ")
+                } else {
+                    String::new()
+                };
+                let v = store
+                    .verify_cap(chain, now)
+                    .with_context(|| format!("{which}{}", file.display()))?;
+                if let Some(ctx) = &accessor {
+                    if context_id(ctx) != v.accessor {
+                        bail!("{which}capability is for another context than {ctx:?}");
+                    }
+                }
+                println!(
+                    "{which}valid: {} on {} ({} links, {})",
+                    perms_string(v.perms),
+                    v.target,
+                    chain.links().len(),
+                    expiry_text(v.expires_ns, now)
+                );
+            }
         }
         CapCommand::Revoke { file } => {
-            let chain = read_cap(&file)?;
-            let n = chain.links().len() - 1;
-            let r = chain.links()[n].revocation;
-            store.revoke(&r)?;
-            println!("revoked link {n} of {} ({})", file.display(), hex(&r));
+            for chain in read_caps(&file)? {
+                let n = chain.links().len() - 1;
+                let r = chain.links()[n].revocation;
+                store.revoke(&r)?;
+                println!(
+                    "revoked link {n} of {} on {} ({})",
+                    file.display(),
+                    chain.target(),
+                    hex(&r)
+                );
+            }
         }
     }
     Ok(0)
 }
 
+/// The JSON document `cap show --json` prints for one chain.
+fn show_doc(store: &Store, chain: &CapChain, now: u64) -> anyhow::Result<serde_json::Value> {
+    let (rows, verdict) = link_rows(store, chain, now)?;
+    Ok(serde_json::json!({ "links": rows, "verdict": verdict }))
+}
+
 fn show(store: &Store, chain: &CapChain, json: bool, now: u64) -> anyhow::Result<()> {
+    if json {
+        let doc = show_doc(store, chain, now)?;
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(());
+    }
+    let (rows, verdict) = link_rows(store, chain, now)?;
+    for (r, l) in rows.iter().zip(chain.links()) {
+        println!("link {}:", r.link);
+        println!("  target     {}", r.target);
+        println!("  accessor   {}", r.accessor);
+        println!("  perms      {}", r.perms);
+        println!("  expires    {}", expiry_text(l.expires_ns, now));
+        let rv = if r.revoked { " (REVOKED)" } else { "" };
+        println!("  revocation {}{rv}", r.revocation);
+        println!("  signer     {}", named(&r.signer, &r.signer_name));
+        match &r.delegate {
+            Some(d) => println!("  delegate   {}", named(d, &r.delegate_name)),
+            None => println!("  delegate   none (may not be delegated)"),
+        }
+    }
+    println!("verdict: {verdict}");
+    Ok(())
+}
+
+/// One chain's links as shown, and its verdict.
+fn link_rows(store: &Store, chain: &CapChain, now: u64) -> anyhow::Result<(Vec<LinkJson>, String)> {
     let names: HashMap<[u8; 32], String> = store
         .list_keys()?
         .into_iter()
@@ -218,27 +314,7 @@ fn show(store: &Store, chain: &CapChain, json: bool, now: u64) -> anyhow::Result
         Ok(_) => "valid".to_string(),
         Err(e) => format!("INVALID: {e}"),
     };
-    if json {
-        let doc = serde_json::json!({ "links": rows, "verdict": verdict });
-        println!("{}", serde_json::to_string_pretty(&doc)?);
-        return Ok(());
-    }
-    for (r, l) in rows.iter().zip(chain.links()) {
-        println!("link {}:", r.link);
-        println!("  target     {}", r.target);
-        println!("  accessor   {}", r.accessor);
-        println!("  perms      {}", r.perms);
-        println!("  expires    {}", expiry_text(l.expires_ns, now));
-        let rv = if r.revoked { " (REVOKED)" } else { "" };
-        println!("  revocation {}{rv}", r.revocation);
-        println!("  signer     {}", named(&r.signer, &r.signer_name));
-        match &r.delegate {
-            Some(d) => println!("  delegate   {}", named(d, &r.delegate_name)),
-            None => println!("  delegate   none (may not be delegated)"),
-        }
-    }
-    println!("verdict: {verdict}");
-    Ok(())
+    Ok((rows, verdict))
 }
 
 fn named(key: &str, name: &Option<String>) -> String {
@@ -289,20 +365,66 @@ fn expiry_arg(s: &str, now: u64) -> anyhow::Result<u64> {
         .ok_or_else(bad)
 }
 
+/// `ids` and every object reachable from them through by-ID or resolvable named FOT entries
+/// whose owner key is `owner` (objects of other owners are left out: this key cannot grant
+/// them).
+fn reachable_owned(store: &Store, ids: Vec<ObjId>, owner: &[u8; 32]) -> anyhow::Result<Vec<ObjId>> {
+    let mut seen: HashSet<ObjId> = ids.iter().copied().collect();
+    let mut order = ids.clone();
+    let mut queue: VecDeque<ObjId> = ids.into();
+    while let Some(id) = queue.pop_front() {
+        let rows = store
+            .fot(id)
+            .with_context(|| format!("cannot read the FOT of object {id}"))?;
+        for row in rows {
+            if row.flags.contains(&"deleted") {
+                continue;
+            }
+            let Some(t) = row.target_id.as_deref().and_then(ObjId::parse_hex) else {
+                continue;
+            };
+            if seen.insert(t) && store.owner_key(t).is_ok_and(|k| &k == owner) {
+                order.push(t);
+                queue.push_back(t);
+            }
+        }
+    }
+    Ok(order)
+}
+
 fn read_cap(path: &Path) -> anyhow::Result<CapChain> {
+    let mut chains = read_caps(path)?;
+    if chains.len() != 1 {
+        bail!(
+            "{} holds {} chains; delegate one object's chain at a time",
+            path.display(),
+            chains.len()
+        );
+    }
+    Ok(chains.remove(0))
+}
+
+/// Every chain of a capability file (one, or a bundle's).
+fn read_caps(path: &Path) -> anyhow::Result<Vec<CapChain>> {
     let bytes = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
-    CapChain::parse(&bytes).with_context(|| format!("{}", path.display()))
+    CapChain::parse_file(&bytes).with_context(|| format!("{}", path.display()))
 }
 
 fn write_cap(path: &Path, chain: &CapChain) -> anyhow::Result<()> {
     std::fs::write(path, chain.to_bytes()).with_context(|| format!("{}", path.display()))
 }
 
+/// Writes one chain as a plain capability file, several as a bundle.
+fn write_caps(path: &Path, chains: &[CapChain]) -> anyhow::Result<()> {
+    std::fs::write(path, CapChain::encode_file(chains))
+        .with_context(|| format!("{}", path.display()))
+}
+
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn now_ns() -> u64 {
+pub(super) fn now_ns() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))

@@ -1,6 +1,7 @@
 //! The command line: argument parsing and dispatch to one module per command group.
 
 mod cap;
+mod ctx;
 mod obj;
 mod run;
 mod store;
@@ -65,6 +66,9 @@ pub enum Command {
     /// Grant, delegate, show, verify and revoke signed capabilities.
     #[command(subcommand)]
     Cap(cap::CapCommand),
+    /// Store capabilities in a security context (`run --ctx` holds them).
+    #[command(subcommand)]
+    Ctx(ctx::CtxCommand),
 }
 
 /// Parses the command line, runs the command, and turns its outcome into the process status.
@@ -76,6 +80,7 @@ pub fn main() -> ExitCode {
         Command::Store(cmd) => store::exec(&cli.globals, cmd),
         Command::Key(cmd) => store::exec_key(&cli.globals, cmd),
         Command::Cap(cmd) => cap::exec(&cli.globals, cmd),
+        Command::Ctx(cmd) => ctx::exec(&cli.globals, cmd),
     };
     match result {
         Ok(status) => ExitCode::from(status),

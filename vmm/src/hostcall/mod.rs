@@ -6,16 +6,17 @@
 //! address that is misaligned or outside user read/write memory cannot even receive `ret`: the
 //! request is dropped and counted.
 //!
-//! `RING_WAIT` drains the ring on the vCPU thread and returns the completions available at
-//! once: every submission completes as it is consumed, so with the only vCPU inside the call
-//! no new completion could arrive by waiting.
+//! `RING_WAIT` drains the ring on the vCPU thread, then blocks it until a completion is
+//! available (the event loop posts those of the stream device later), the timeout passes or the
+//! run is stopped.
 
 pub mod access;
 pub mod console;
 pub mod objects;
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use abi::hostcall::errno::{EFAULT, EIO, ENOSYS};
 use abi::hostcall::{fd, nr};
@@ -27,6 +28,8 @@ use console::Console;
 
 /// Buckets of [`HostCalls::counts`]: one per call number, the last for unknown numbers.
 pub const CALL_BUCKETS: usize = 18;
+/// Longest a `RING_WAIT` sleeps before it looks at the stop flag again.
+pub const RING_WAIT_SLICE: Duration = Duration::from_millis(10);
 /// Largest chunk `RANDOM` fills per call.
 pub const MAX_RANDOM: u64 = 4096;
 /// Largest panic message or file name shown.
@@ -140,20 +143,23 @@ impl<'a> HostCalls<'a> {
             }
             nr::READ => self.read(req.args[0], req.args[1], req.args[2]),
             nr::RANDOM => self.random(req.args[0], req.args[1]),
-            nr::RING_WAIT => {
-                self.drain_ring();
-                self.ring
-                    .lock()
-                    .map_or(0, |r| i64::from(r.available(self.mem)))
-            }
+            nr::RING_WAIT => self.ring_wait(req.args[0]),
             nr::NOP => req.args[0] as i64,
-            nr::OBJ_CREATE..=nr::OBJ_FLUSH => {
+            nr::OBJ_CREATE..=nr::OBJ_DELETE => {
                 let calls = objects::ObjectCalls {
                     mem: self.mem,
                     access: self.access,
                     objects: self.objects,
                 };
                 calls.call(req.nr, &req.args)
+            }
+            nr::ERR_REASON => {
+                let calls = objects::ObjectCalls {
+                    mem: self.mem,
+                    access: self.access,
+                    objects: self.objects,
+                };
+                calls.err_reason(&req.args)
             }
             _ => -ENOSYS,
         };
@@ -190,6 +196,43 @@ impl<'a> HostCalls<'a> {
                 objects: self.objects,
             };
             r.drain(&env);
+        }
+    }
+
+    /// `RING_WAIT`: drains the ring, then waits (in slices of [`RING_WAIT_SLICE`], so a stop
+    /// is noticed) until a completion is available or `timeout_ns` (0: none) passes. Returns the
+    /// completions available. The wait holds no lock: the event loop posts meanwhile and wakes
+    /// this thread through the ring's [`ring::Waker`].
+    fn ring_wait(&self, timeout_ns: u64) -> i64 {
+        let deadline = (timeout_ns != 0)
+            .then(|| Instant::now().checked_add(Duration::from_nanos(timeout_ns)))
+            .flatten();
+        let waker = match self.ring.lock() {
+            Ok(mut ring) => {
+                ring.drain(&RingEnv {
+                    mem: self.mem,
+                    access: self.access,
+                    console: self.console,
+                    objects: self.objects,
+                });
+                ring.waker()
+            }
+            Err(_) => return 0,
+        };
+        let stopped = || self.stop.load(Ordering::Acquire);
+        loop {
+            let ready = RingConsumer::posted_in(self.mem);
+            if ready > 0 || stopped() {
+                return i64::from(ready);
+            }
+            let slice = match deadline {
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => left.min(RING_WAIT_SLICE),
+                    _ => return 0,
+                },
+                None => RING_WAIT_SLICE,
+            };
+            waker.wait(|| RingConsumer::posted_in(self.mem) > 0 || stopped(), slice);
         }
     }
 
@@ -392,6 +435,56 @@ mod tests {
         assert_eq!(h.handle(&0u64.to_le_bytes()), Action::Continue, "null");
         assert_eq!(h.handle(&[1, 2, 3, 4]), Action::Continue, "short write");
         assert_eq!(h.dropped, 4);
+    }
+
+    #[test]
+    fn ring_wait_blocks_until_a_completion_is_posted() {
+        use abi::memmap::RING_ADDR;
+        use abi::ring::{header, op, SQ_OFFSET};
+        let v = vm(b"");
+        let t = Instant::now();
+        let (_, n) = call(&v, B, nr::RING_WAIT, [20_000_000, 0, 0, 0, 0, 0]);
+        assert_eq!(n, 0, "nothing to wait for: times out");
+        assert!(t.elapsed() >= Duration::from_millis(20), "it did block");
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(Duration::from_millis(30));
+                // The event loop's part: a submission arrives and completes.
+                let m = v.ram.mem();
+                let mut sqe = [0u8; 64];
+                sqe[..4].copy_from_slice(&op::NOP.to_le_bytes());
+                m.write_slice(&sqe, GuestAddress(RING_ADDR + SQ_OFFSET))
+                    .unwrap();
+                m.store(
+                    1u32,
+                    GuestAddress(RING_ADDR + header::SQ_TAIL),
+                    std::sync::atomic::Ordering::Release,
+                )
+                .unwrap();
+                let env = RingEnv {
+                    mem: m,
+                    access: &v.access,
+                    console: &v.console,
+                    objects: None,
+                };
+                v.ring.lock().unwrap().drain(&env);
+            });
+            let (_, n) = call(&v, B, nr::RING_WAIT, [0; 6]);
+            assert_eq!(n, 1, "woken by the completion, without a timeout");
+        });
+        v.stop.store(true, Ordering::Release);
+        let m = v.ram.mem();
+        m.store(
+            1u32,
+            GuestAddress(RING_ADDR + header::CQ_HEAD),
+            std::sync::atomic::Ordering::Release,
+        )
+        .unwrap();
+        assert_eq!(
+            call(&v, B, nr::RING_WAIT, [0; 6]).1,
+            0,
+            "a stopped run does not wait"
+        );
     }
 
     #[test]

@@ -44,9 +44,40 @@ impl ObjectCalls<'_> {
             nr::OBJ_MAP => self.map(objects, a),
             nr::OBJ_UNMAP => objects.unmap(a[0]).map(|()| 0),
             nr::OBJ_FLUSH => objects.flush(a[0], a[1], a[2]).map(|()| 0),
+            nr::OBJ_UNBIND => self
+                .name(a[0], a[1])
+                .and_then(|n| objects.unbind(&n))
+                .map(|()| 0),
+            nr::OBJ_DELETE => self
+                .read_id(a[0])
+                .and_then(|id| objects.delete(id))
+                .map(|()| 0),
             _ => Err(-ENOSYS),
         };
         result.unwrap_or_else(|e| e)
+    }
+
+    /// `ERR_REASON`: copies the most recent refusal's text (at most `a[1]` bytes) to `a[0]`;
+    /// returns the text's full length, 0 when nothing was refused (or the run has no store).
+    pub fn err_reason(&self, a: &[u64; 6]) -> i64 {
+        let text = self
+            .objects
+            .and_then(Objects::last_refusal)
+            .unwrap_or_default();
+        let n = (text.len() as u64).min(a[1]);
+        if n > 0 {
+            if let Err(e) = self.access.check(a[0], n, true) {
+                return e;
+            }
+            if self
+                .mem
+                .write_slice(&text.as_bytes()[..n as usize], GuestAddress(a[0]))
+                .is_err()
+            {
+                return -EFAULT;
+            }
+        }
+        text.len() as i64
     }
 
     fn create(&self, objects: &Objects, a: &[u64; 6]) -> Result<i64, i64> {
@@ -126,6 +157,7 @@ mod tests {
             objects: None,
         };
         assert_eq!(calls.call(nr::OBJ_MAP, &[0; 6]), -ENOSYS, "no store");
+        assert_eq!(calls.err_reason(&[0, 64, 0, 0, 0, 0]), 0, "nothing refused");
         mem.write_slice(b"ok\xff", GuestAddress(0x30_0000)).unwrap();
         assert_eq!(calls.name(0x30_0000, 2).unwrap(), "ok");
         assert_eq!(calls.name(0x30_0000, 3), Err(-EINVAL), "not UTF-8");

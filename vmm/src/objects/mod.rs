@@ -6,6 +6,8 @@
 //! guest; a failure of KVM itself is `-EIO`.
 
 pub mod chunks;
+pub mod context;
+pub mod flusher;
 pub mod slots;
 pub mod window;
 
@@ -23,6 +25,7 @@ use kvm_ioctls::VmFd;
 use object_store::{Access, CreateOptions, MappedObject, Store, StoreError};
 use vm_memory::GuestMemoryMmap;
 
+use context::{Denial, SecurityContext};
 use slots::{Placement, SlotTable};
 
 /// `KVM_CAP_NR_MEMSLOTS`: how many memslots a VM may have.
@@ -73,6 +76,9 @@ struct State {
     window: window::HostWindow,
     seen: HashSet<ObjId>,
     stats: ObjectStats,
+    security: SecurityContext,
+    /// Why the most recent refused call was refused (`ERR_REASON`).
+    last_refusal: Option<String>,
 }
 
 /// The object store, opened on the guest's first object call, so a run that never uses objects
@@ -136,6 +142,7 @@ pub fn errno_of(e: &StoreError) -> i64 {
         StoreError::NameTaken { .. } => EEXIST,
         StoreError::InvalidName { .. } | StoreError::OutOfBounds { .. } => EINVAL,
         StoreError::ReadOnly(_) => abi::hostcall::errno::EACCES,
+        StoreError::Busy(_) => abi::hostcall::errno::EBUSY,
         _ => EIO,
     }
 }
@@ -158,8 +165,28 @@ impl Objects {
                 window: window::HostWindow::default(),
                 seen: HashSet::new(),
                 stats: ObjectStats::default(),
+                security: SecurityContext::ceremony_free(),
+                last_refusal: None,
             }),
         }
+    }
+
+    /// This mapper with the guest's security context (without one:
+    /// [`SecurityContext::ceremony_free`]).
+    pub fn with_security(self, security: SecurityContext) -> Self {
+        self.state().security = security;
+        self
+    }
+
+    /// Why the most recent refused call was refused, if one was.
+    pub fn last_refusal(&self) -> Option<String> {
+        self.state().last_refusal.clone()
+    }
+
+    /// Records a refusal of `what` for `ERR_REASON` and returns its errno.
+    fn refuse(st: &mut State, what: String, d: Denial) -> i64 {
+        st.last_refusal = Some(format!("{what}: {}", d.reason));
+        d.errno
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -170,13 +197,39 @@ impl Objects {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Creates an object, binding `name` if given.
+    /// Creates an object owned by the run's key, binding `name` if given; the guest has full
+    /// rights on it for the run.
     pub fn create(&self, name: Option<&str>) -> Result<ObjId, i64> {
-        let mut opts = CreateOptions::default();
+        let store = self.store.get()?;
+        let mut st = self.state();
+        let mut opts = CreateOptions::default().owner(st.security.key());
         if let Some(n) = name {
             opts = opts.named(n);
         }
-        self.store.get()?.create(&opts).map_err(|e| errno_of(&e))
+        match store.create(&opts) {
+            Ok(id) => {
+                st.security.created(id);
+                Ok(id)
+            }
+            Err(e) => {
+                if let StoreError::NoSuchKey(_) = e {
+                    st.last_refusal = Some(format!("cannot create an object: {e}"));
+                }
+                Err(errno_of(&e))
+            }
+        }
+    }
+
+    /// Whether the guest may write object `id` (for calls that change an object without
+    /// mapping it, such as deleting it): `Err` is the errno, with the reason recorded.
+    pub fn may_write(&self, id: ObjId) -> Result<(), i64> {
+        let store = self.store.get()?;
+        let mut st = self.state();
+        let st = &mut *st;
+        match st.security.authorize(store, id, true, context::now_ns()) {
+            Ok(_) => Ok(()),
+            Err(d) => Err(Self::refuse(st, format!("may not write object {id}"), d)),
+        }
     }
 
     /// The object bound to `name`.
@@ -211,18 +264,21 @@ impl Objects {
             Placement::Upgrade(s) => (s, None),
             Placement::Evict(s) => (s, Some(s)),
         };
+        let st = &mut *st;
+        let store = self.store.get()?;
+        // The capability check comes first: an object the guest may not write is never even
+        // opened writable (which could run its crash recovery).
+        if let Err(d) = st.security.authorize(store, id, write, context::now_ns()) {
+            let how = if write { "writable" } else { "read-only" };
+            return Err(Self::refuse(st, format!("cannot map object {id} {how}"), d));
+        }
         let access = if write {
             Access::ReadWrite
         } else {
             Access::ReadOnly
         };
         // Open before giving anything up, so a missing object costs the guest nothing.
-        let obj = self
-            .store
-            .get()?
-            .open_object(id, access)
-            .map_err(|e| errno_of(&e))?;
-        let st = &mut *st;
+        let obj = store.open_object(id, access).map_err(|e| errno_of(&e))?;
         if st.table.get(slot).is_some() {
             st.window.remove(&self.mem, slot).map_err(|_| -EIO)?;
             st.table.remove(slot);
@@ -256,6 +312,37 @@ impl Objects {
         Ok(())
     }
 
+    /// Removes the binding of `name` (`OBJ_UNBIND`); the object stays.
+    pub fn unbind(&self, name: &str) -> Result<(), i64> {
+        object_store::validate_name(name).map_err(|e| errno_of(&e))?;
+        self.store.get()?.unbind(name).map_err(|e| errno_of(&e))
+    }
+
+    /// Deletes object `id` and its names from the store (`OBJ_DELETE`), unmapping it from this
+    /// guest first (which also drops this run's liveness lock on it); `-EBUSY` while another
+    /// process, such as another running guest, has it open for writing. The guest forgets the
+    /// slot itself (the call says which object went).
+    pub fn delete(&self, id: ObjId) -> Result<(), i64> {
+        if id.is_null() {
+            return Err(-ENOENT);
+        }
+        let store = self.store.get()?;
+        if !store.contains(id) {
+            return Err(-ENOENT);
+        }
+        self.may_write(id)?;
+        let mut st = self.state();
+        let st = &mut *st;
+        let held: Vec<u32> = (0..st.table.budget())
+            .filter(|&s| st.table.get(s).is_some_and(|o| o.id == id))
+            .collect();
+        for slot in held {
+            st.window.remove(&self.mem, slot).map_err(|_| -EIO)?;
+            st.table.remove(slot);
+        }
+        store.delete(id).map(drop).map_err(|e| errno_of(&e))
+    }
+
     /// Makes `len` bytes at `offset` of the object in `slot` durable.
     pub fn flush(&self, slot: u64, offset: u64, len: u64) -> Result<(), i64> {
         let slot = u32::try_from(slot).map_err(|_| -EINVAL)?;
@@ -275,6 +362,49 @@ impl Objects {
         })?;
         st.stats.flushes += 1;
         Ok(())
+    }
+
+    /// What ring `FLUSH`/`FLUSH_MANY` requests for `(slot, offset, len)` ranges name: each
+    /// range with its object and a duplicate of the object's file descriptor (one per object),
+    /// for [`flusher`] to sync without this lock. Ranges of read-only slots are left out
+    /// (nothing the guest could have written).
+    pub fn flush_targets(
+        &self,
+        ranges: &[(u64, u64, u64)],
+    ) -> Result<Vec<flusher::FlushTarget>, i64> {
+        let mut st = self.state();
+        let mut out: Vec<flusher::FlushTarget> = Vec::with_capacity(ranges.len());
+        for &(slot, offset, len) in ranges {
+            let slot = u32::try_from(slot).map_err(|_| -EINVAL)?;
+            let end = offset.checked_add(len).ok_or(-EINVAL)?;
+            if end > OBJ_SIZE {
+                return Err(-EINVAL);
+            }
+            let entry = st.table.get(slot).ok_or(-EINVAL)?;
+            if !entry.writable {
+                continue;
+            }
+            let id = entry.id;
+            let file = match out.iter().find(|t| t.id == id) {
+                Some(t) => t.file.clone(),
+                None => {
+                    let fd = entry
+                        .handle
+                        .as_fd()
+                        .try_clone_to_owned()
+                        .map_err(|_| -EIO)?;
+                    Arc::new(std::fs::File::from(fd))
+                }
+            };
+            out.push(flusher::FlushTarget {
+                id,
+                file,
+                offset,
+                len,
+            });
+        }
+        st.stats.flushes += out.len() as u64;
+        Ok(out)
     }
 
     /// Serves a guest access at window address `addr` that exited because its chunk has no

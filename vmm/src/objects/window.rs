@@ -13,7 +13,7 @@
 //! and the chunk memslots point into it and stay for the run. So a remap costs no memslot
 //! ioctl once a slot's chunks exist: only the MMU-notifier walk of replacing the host mapping,
 //! which covers just the chunks that have memslots (usually 2 x 2 MiB), not the whole 1 GiB.
-//! Each new mapping gets `MADV_RANDOM` and its first pages populated (`prepare`): without
+//! Each new mapping gets `MADV_RANDOM` and its base page populated (`prepare`): without
 //! that, KVM's first touch of a file hole went through readahead and took ~4 ms.
 //!
 //! Why small memslots: KVM's cost of adding, deleting or changing the host mapping under a
@@ -35,7 +35,7 @@
 
 use std::os::fd::{AsRawFd, BorrowedFd};
 
-use abi::layout::{BASE_OFFSET, META_ALLOC_TOP, META_OFFSET, OBJ_SIZE, PAGE_SIZE};
+use abi::layout::{BASE_OFFSET, META_ALLOC_TOP, OBJ_SIZE, PAGE_SIZE};
 use abi::memmap::{slot_addr, LARGE_PAGE_SIZE};
 use kvm_bindings::kvm_userspace_memory_region;
 use kvm_ioctls::VmFd;
@@ -129,20 +129,42 @@ unsafe fn map_fixed(addr: u64, prot: i32, flags: i32, fd: i32) -> std::io::Resul
     }
 }
 
-/// Pages populated at map time: the base page and the metadata page, which every guest touches
-/// first.
-const PREFAULT: [(u64, u64); 2] = [(BASE_OFFSET, PAGE_SIZE), (META_OFFSET, PAGE_SIZE)];
+/// Pages populated at map time: the base page, which every guest touches first. (Each costs
+/// 13-15 us here; the metadata page is left to the guest's first use of metadata or the FOT.)
+const PREFAULT: [(u64, u64); 1] = [(BASE_OFFSET, PAGE_SIZE)];
+
+/// The `alloc_top` of object file `fd`, read from the file (a page-cache hit) rather than
+/// through the new mapping, which would fault the metadata page into this process (~13 us
+/// here). A failed or torn read only changes which chunks get memslots now rather than on first
+/// touch (0: just the first).
+fn alloc_top_of(fd: BorrowedFd<'_>) -> u64 {
+    let mut buf = [0u8; 8];
+    // SAFETY: `pread` writes at most `buf.len()` bytes into `buf`, which outlives the call.
+    let n = unsafe {
+        libc::pread(
+            fd.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            META_ALLOC_TOP as libc::off_t,
+        )
+    };
+    if n == buf.len() as isize {
+        u64::from_le_bytes(buf)
+    } else {
+        0
+    }
+}
 
 /// Readies a fresh object mapping at `host` for the guest's first touches: no readahead (a
 /// fault on a file hole would otherwise zero a whole readahead window), and the pages every
 /// guest touches first populated, so KVM finds them in the host page tables instead of taking
-/// the slow fault path. Both are hints: failures only cost speed.
-fn prepare(host: u64, writable: bool) {
-    let advice = if writable {
-        libc::MADV_POPULATE_WRITE
-    } else {
-        libc::MADV_POPULATE_READ
-    };
+/// the slow fault path (measured: a first guest load 25-28 us without, ~10 us with). Populated
+/// for reading even in writable mappings: a write fault on a clean shared file page runs the
+/// filesystem's `page_mkwrite` (block reservation, an mtime update through the journal), which
+/// made mapping 10-50 us slower here and is only worth paying when the guest stores. Both are
+/// hints: failures only cost speed.
+fn prepare(host: u64) {
+    let advice = libc::MADV_POPULATE_READ;
     // SAFETY: advice on this slot's own mapping; neither call changes its contents.
     unsafe {
         libc::madvise(
@@ -250,12 +272,8 @@ impl HostWindow {
         unsafe { map_fixed(b.host, prot, libc::MAP_SHARED, fd.as_raw_fd()) }
             .map_err(|error| WindowError::Map { slot, error })?;
         b.mapped = true;
-        prepare(b.host, writable);
-        // SAFETY: the metadata page of the object just mapped (object files are `OBJ_SIZE`
-        // long, checked when the store opened it); a torn value only changes which chunks
-        // get memslots now rather than on first touch.
-        let alloc_top = unsafe { std::ptr::read_volatile((b.host + META_ALLOC_TOP) as *const u64) };
-        for c in chunks::initial(alloc_top) {
+        prepare(b.host);
+        for c in chunks::initial(alloc_top_of(fd)) {
             self.back(vm, slot, c)?;
         }
         write_words(mem, pd, &directory_entries(slot, writable))?;

@@ -1,0 +1,21 @@
+-- NULL in comparisons, logic, sorting, functions and constraints.
+select null = null, null is null, null <> 1, null is not 1, 1 is not null;
+select null and 0, null and 1, null or 1, null or 0, not null;
+select coalesce(null, null, 'third'), ifnull(null, 'dflt'), nullif(3, 3), nullif(3, 4);
+select null || 'x', length(null), abs(null), upper(null), typeof(null);
+select case null when null then 'matched' else 'not matched' end;
+select case when null then 'true' else 'else' end;
+create table n(v);
+insert into n values (3), (null), (1), (null), (2);
+select quote(v) from n order by v;
+select quote(v) from n order by v desc;
+select quote(v) from n order by v nulls last;
+select count(*) from n where v not in (1, null);
+select count(*) from n where v in (1, null);
+select min(v), max(v), sum(v), count(v) from n;
+select v, v + 1, v * null from n where v is null or v = 1 order by v;
+create table nn(a text not null, b int unique);
+insert into nn values ('x', null), ('y', null);
+select count(*) from nn where b is null;
+insert into nn values (null, 5);
+select iif(null, 'yes', 'no'), 'a' > null;

@@ -1,0 +1,20 @@
+-- Type affinity, typeof, CAST, comparisons across storage classes, STRICT tables.
+create table t(i integer, r real, tx text, b blob, n numeric, none_);
+insert into t values ('12', '3', 45, x'00ff', '7.0', '8');
+insert into t values ('12abc', 'x', 4.5, 'text', '1e3', 1.0);
+insert into t values (1.0, 2, '0012', 99, '0x10', x'41');
+select typeof(i), typeof(r), typeof(tx), typeof(b), typeof(n), typeof(none_) from t;
+select i, r, tx, quote(b), n, quote(none_) from t;
+select cast('42abc' as integer), cast(' 7 ' as integer), cast('3.9' as integer), cast(3.9 as integer);
+select cast(12 as text) || '!', cast('1e2' as real), cast(x'3132' as integer), cast(-0.0 as text);
+select 10 = '10', 10 = cast('10' as integer), '10' < 9, x'01' > 'zzz', 1 < 'a';
+select i from t where i = '12';
+select 5 / 2, 5 / 2.0, 5 % 3, -5 % 3, 5.5 % 2, 1 / 0, 1.0 / 0;
+select 9223372036854775807 + 1, -9223372036854775808, 9223372036854775807 * 2;
+select abs(-9223372036854775808);
+create table st(a integer, b text) strict;
+insert into st values (1, 'ok');
+insert into st values ('2', 'fine');
+insert into st values ('two', 'no');
+select a, typeof(a) from st order by a;
+select typeof(1), typeof(1.0), typeof('1'), typeof(x'01'), typeof(1e400);
