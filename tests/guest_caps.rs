@@ -247,6 +247,26 @@ fn a_reader_context_reads_the_list_and_cannot_add() {
         "run", "sharer", "--ctx", "reader", "--cap", &reader, "--", "set", "fresh", "1",
     ]);
     assert!(out.status.success(), "{}", describe(&out));
+
+    // A reader cannot redirect a name it may only read (it could bind it to an object of its
+    // own), nor, in a later run, the name of what it created (owned by the run's key); the
+    // owner can.
+    let out = e.run(&[
+        "run", "sharer", "--ctx", "reader", "--cap", &reader, "--", "unbind", "people",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(
+        text(&out.stderr).contains(&format!("may not write object {head}")),
+        "{}",
+        describe(&out)
+    );
+    assert_eq!(e.id_of("people"), head, "the name still leads to the list");
+    let out = e.run(&[
+        "run", "sharer", "--ctx", "reader", "--cap", &reader, "--", "unbind", "fresh",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let out = e.run(&["run", "sharer", "--", "unbind", "fresh"]);
+    assert_eq!(text(&out.stdout), "unbound fresh\n", "{}", describe(&out));
     // A file granting rights to another context is refused before the guest starts.
     let out = e.run(&[
         "run", "linked", "--ctx", "writer", "--cap", &reader, "--", "show",

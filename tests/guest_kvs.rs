@@ -171,9 +171,83 @@ fn one_shot_commands_persist_across_runs() {
     assert_eq!(kvs_ok(s, &["--db", "other", "dbsize"]), "1\n");
     check_clean(s);
 
-    let usage = twz(s).args(["run", "kvs"]).output().expect("spawn");
+    let usage = twz(s)
+        .args(["run", "kvs", "--", "frobnicate"])
+        .output()
+        .expect("spawn");
     assert_eq!(usage.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&usage.stderr).contains("usage: kvs"));
+}
+
+#[test]
+fn the_default_shell_answers_like_redis_cli() {
+    if !kvm_available("the_default_shell_answers_like_redis_cli") {
+        return;
+    }
+    let store = temp_store();
+    let script = concat!(
+        "set user:1 alice\n",
+        "get user:1\n",
+        "get nobody\n",
+        "incr hits\n",
+        "set \"two words\" \"tab\\there\"\n",
+        "get 'two words'\n",
+        "mget user:1 nobody\n",
+        "set unbalanced \"quote\n",
+        "\n",
+        "bogus\n",
+    );
+    // No command and no --listen: the shell, reading standard input.
+    let out = output_with_stdin(
+        twz(store.path()).args(["run", "kvs", "--durability", "none"]),
+        script.as_bytes(),
+    )
+    .expect("spawn twz-vmm");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text,
+        concat!(
+            "OK\n",
+            "\"alice\"\n",
+            "(nil)\n",
+            "(integer) 1\n",
+            "OK\n",
+            "\"tab\\there\"\n",
+            "1) \"alice\"\n",
+            "2) (nil)\n",
+            "Invalid argument(s)\n",
+            "(error) ERR unknown command 'bogus', with args beginning with: \n",
+        ),
+        "{}",
+        describe(&out)
+    );
+    // A failed command in a script makes the exit status 1, like a script should.
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    // What the shell stored is the store's: a later one-shot run reads it.
+    assert_eq!(kvs_ok(store.path(), &["get", "two words"]), "tab\there\n");
+}
+
+#[test]
+fn runs_on_huge_pages_share_the_store_with_ordinary_runs() {
+    if !kvm_available("runs_on_huge_pages_share_the_store_with_ordinary_runs") {
+        return;
+    }
+    let store = temp_store();
+    let s = store.path();
+    let huge = |args: &[&str]| {
+        let out = twz(s)
+            .args(["run", "kvs", "--huge-pages", "--durability", "none", "--"])
+            .args(args)
+            .output()
+            .expect("spawn twz-vmm");
+        assert!(out.status.success(), "{args:?}: {}", describe(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(huge(&["set", "k", "on 2 MiB pages"]), "OK\n");
+    assert_eq!(kvs_ok(s, &["get", "k"]), "on 2 MiB pages\n");
+    assert_eq!(kvs_ok(s, &["set", "k2", "on 4 KiB pages"]), "OK\n");
+    assert_eq!(huge(&["get", "k2"]), "on 4 KiB pages\n");
+    check_clean(s);
 }
 
 #[test]
@@ -894,4 +968,91 @@ fn network_clients_pipeline_disconnect_and_run_concurrently() {
     );
     drop(server);
     check_clean(store.path());
+}
+
+/// Group commit (`--durability group`): the server runs every ready request, commits each
+/// without waiting, syncs once, then replies. Pipelined writes are killed at random moments;
+/// every write whose reply was read must be there afterwards, and the index must check clean.
+#[test]
+fn group_commit_acknowledgements_survive_sigkill() {
+    if !kvm_available("group_commit_acknowledgements_survive_sigkill") {
+        return;
+    }
+    let kills: u64 = std::env::var("TWZ_KVS_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(6, |k: u64| k.div_ceil(3));
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64)
+        | 1;
+    println!("group crash test: {kills} kills, seed {seed}");
+    let mut rng = Rng(seed);
+    let store = temp_store();
+    let s = store.path();
+    let mut acked: HashMap<String, String> = HashMap::new();
+    for round in 0..kills {
+        let mut child = twz(s)
+            .args(["run", "kvs", "--durability", "group", "--", "serve-stdin"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn twz-vmm");
+        let mut stdin = child.stdin.take().expect("stdin");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        // Every write of the round, sent pipelined in bursts by a writer thread.
+        let writes: Vec<(String, String)> = (0..200)
+            .map(|i| {
+                let k = format!("g:{round}:{i}");
+                let v = format!("v{}", "z".repeat(rng.below(200) as usize));
+                (k, v)
+            })
+            .collect();
+        let reqs: Vec<Vec<u8>> = writes
+            .iter()
+            .map(|(k, v)| cmd(&[b"SET", k.as_bytes(), v.as_bytes()]))
+            .collect();
+        let writer = std::thread::spawn(move || {
+            for burst in reqs.chunks(20) {
+                if stdin
+                    .write_all(&burst.concat())
+                    .and_then(|()| stdin.flush())
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        });
+        let read = 1 + rng.below(150) as usize;
+        for (k, v) in writes.iter().take(read) {
+            match read_reply(&mut stdout) {
+                Some(Reply::Simple(ok)) if ok == "OK" => {
+                    acked.insert(k.clone(), v.clone());
+                }
+                other => panic!("round {round}: SET {k} got {other:?}"),
+            }
+        }
+        child.kill().expect("SIGKILL twz-vmm");
+        let _ = child.wait();
+        let _ = writer.join();
+
+        let summary = check_clean(s);
+        let keys: Vec<&String> = acked.keys().collect();
+        let mut req = vec![b"MGET".to_vec()];
+        req.extend(keys.iter().map(|k| k.as_bytes().to_vec()));
+        let req_refs: Vec<&[u8]> = req.iter().map(Vec::as_slice).collect();
+        let replies = parse_all(&serve(s, &cmd(&req_refs)));
+        let Some(Reply::Array(values)) = replies.into_iter().next() else {
+            panic!("MGET reply")
+        };
+        assert_eq!(values.len(), keys.len());
+        for (k, got) in keys.iter().zip(values) {
+            assert_eq!(
+                got,
+                bulk(&acked[*k]),
+                "round {round}: acknowledged write to {k} lost ({summary})"
+            );
+        }
+    }
 }

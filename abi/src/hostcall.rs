@@ -71,7 +71,8 @@ pub mod nr {
     /// Returns 0; `-EINVAL` for an unmapped slot or a range beyond the object.
     pub const OBJ_FLUSH: u64 = 13;
     /// Remove the binding of the name at `args[0]` (`args[1]` bytes); the object stays. Returns
-    /// 0; `-ENOENT` if the name is unbound.
+    /// 0; `-ENOENT` if the name is unbound, `-EACCES` without the right to write the object it
+    /// names (removing a name redirects whoever follows it).
     pub const OBJ_UNBIND: u64 = 14;
     /// Delete the object whose 16-byte ID is at `args[0]` from the store, with every name bound
     /// to it (unmapping it from this guest first). Returns 0; `-ENOENT` if there is no such

@@ -6,7 +6,11 @@ const OWN: &[&str] = &[
     "src/shim.h",
     "src/include/unistd.h",
 ];
-const VFS: &[&str] = &["../sqlite/src/objvfs.c", "../sqlite/src/memvfs.c", "../sqlite/src/vfs.h"];
+const VFS: &[&str] = &[
+    "../sqlite/src/objvfs.c",
+    "../sqlite/src/memvfs.c",
+    "../sqlite/src/vfs.h",
+];
 
 fn main() {
     for f in OWN.iter().chain(VFS) {

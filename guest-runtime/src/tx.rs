@@ -132,7 +132,11 @@ impl WindowMemory {
         let mut ranges = core::mem::take(&mut self.pending);
         merge_ranges(&mut ranges);
         let result = self.send_ranges(&ranges);
-        ranges.clear();
+        if result.is_ok() {
+            ranges.clear();
+        }
+        // On failure every range stays pending (sending a durable one again is harmless), so
+        // a later fence or `sync` cannot report success for bytes that never became durable.
         self.pending = ranges;
         result
     }
@@ -146,7 +150,12 @@ impl WindowMemory {
                     // Mapping may evict a slot the batch names: send the batch first.
                     sys::flush_many(&batch)?;
                     batch.clear();
-                    self.slot(id)?
+                    match self.slot(id) {
+                        Ok(s) => s,
+                        // Deleted since: nothing of it is left to make durable.
+                        Err(ObjError::NoSuchObject(_)) => continue,
+                        Err(e) => return Err(e),
+                    }
                 }
             };
             batch.push(FlushRange {

@@ -506,7 +506,11 @@ mod tests {
         // open file, so a second open in this process stands for another process.)
         let writer = store.open_object(id, Access::ReadWrite).unwrap();
         assert!(matches!(store.delete(id), Err(StoreError::Busy(b)) if b == id));
-        assert_eq!(store.lookup("journal").unwrap(), Some(id), "nothing changed");
+        assert_eq!(
+            store.lookup("journal").unwrap(),
+            Some(id),
+            "nothing changed"
+        );
         assert!(store.contains(id));
         drop(writer);
         let mut names = store.delete(id).unwrap();

@@ -51,8 +51,9 @@ fn scratch() -> Option<tempfile::TempDir> {
         .ok()
 }
 
-/// The twz guest's RESULT lines for workload `w` (`durability` none or commit).
-fn twz(w: char, size: Size, durability: &str) -> Vec<ResultLine> {
+/// The twz guest's RESULT lines for workload `w` (`durability` none or commit; `flags`: more
+/// `run` options).
+fn twz(w: char, size: Size, durability: &str, flags: &[&str]) -> Vec<ResultLine> {
     let Some(dir) = scratch() else {
         return Vec::new();
     };
@@ -65,13 +66,9 @@ fn twz(w: char, size: Size, durability: &str) -> Vec<ResultLine> {
         size.value.to_string(),
     );
     let workload = format!("ycsb-{w}");
-    let args = [
-        "--store",
-        store,
-        "run",
-        "kvs",
-        "--durability",
-        durability,
+    let mut args = vec!["--store", store, "run", "kvs", "--durability", durability];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&[
         "--",
         "bench",
         &workload,
@@ -85,7 +82,7 @@ fn twz(w: char, size: Size, durability: &str) -> Vec<ResultLine> {
         "1",
         "--seed",
         "1",
-    ];
+    ]);
     harness::vmm(&args).map(|o| results(&o)).unwrap_or_default()
 }
 
@@ -387,7 +384,12 @@ fn main() {
 
     let mut lines = Vec::new();
     for w in WORKLOADS {
-        lines.extend(twz(w, size, "none"));
+        lines.extend(twz(w, size, "none", &[]));
+        lines.extend(
+            twz(w, size, "none", &["--huge-pages"])
+                .into_iter()
+                .map(|l| rename(l, "twz-huge")),
+        );
         if let Some(p) = &pmdk {
             lines.extend(host(p, w, size, &[], &[("PMEM_IS_PMEM_FORCE", "1")]));
         }
@@ -395,7 +397,7 @@ fn main() {
             lines.extend(host(l, w, size, &["nosync"], &[]));
         }
     }
-    let mut durable_lines = twz('a', durable_size, "commit")
+    let mut durable_lines = twz('a', durable_size, "commit", &[])
         .into_iter()
         .map(|l| rename(l, "twz-commit"))
         .collect::<Vec<_>>();
@@ -422,6 +424,13 @@ fn main() {
         "no durability: twz --durability none, PMDK PMEM_IS_PMEM_FORCE=1, LMDB NOSYNC|WRITEMAP",
         &lines,
         ["twz", "pmdk", "lmdb"],
+        &WORKLOADS,
+    );
+    println!();
+    ycsb_table(
+        "the same with objects on 2 MiB host pages: twz --durability none --huge-pages",
+        &lines,
+        ["twz-huge", "pmdk", "lmdb"],
         &WORKLOADS,
     );
     println!();

@@ -32,7 +32,7 @@ use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 use crate::hostcall::access::GuestAccess;
 use crate::hostcall::console::Console;
 use crate::net::{Completion, Guest, Net, NetStats};
-use crate::objects::flusher::{sync_batch, FlushJob, Flusher};
+use crate::objects::flusher::{sync_batch, FlushJob, Flusher, RangeSyncer};
 
 /// `user_data` of the completion posted for a garbage `sq_tail`.
 pub const BAD_TAIL_USER_DATA: u64 = u64::MAX;
@@ -157,6 +157,9 @@ impl RingConsumer {
     /// the first flush: from then on flushes complete late, posted by the worker. Without it
     /// (or if the thread cannot be started) they are synced inline, under this lock.
     pub fn enable_flusher(ring: &Arc<Mutex<RingConsumer>>, mem: GuestMemoryMmap) {
+        if std::env::var_os("TWZ_FLUSH_INLINE").is_some() {
+            return;
+        }
         if let Ok(mut r) = ring.lock() {
             r.flusher_seed = Some(FlusherSeed {
                 owner: Arc::downgrade(ring),
@@ -310,7 +313,7 @@ impl RingConsumer {
                 Err(back) => job = back,
             }
         }
-        let result = sync_batch(std::slice::from_ref(&job))
+        let result = sync_batch(&mut RangeSyncer::default(), std::slice::from_ref(&job))
             .completions
             .first()
             .map_or(0, |c| c.1);

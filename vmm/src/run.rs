@@ -126,6 +126,9 @@ pub struct RunConfig {
     pub caps: Vec<std::path::PathBuf>,
     /// The key that owns the objects the guest creates (`None`: the store's default key).
     pub key: Option<String>,
+    /// Back objects with 2 MiB host pages: far fewer first-touch faults, at the price of 2 MiB
+    /// disk allocation and write-back granularity.
+    pub huge_pages: bool,
 }
 
 impl RunConfig {
@@ -146,6 +149,7 @@ impl RunConfig {
             ctx: None,
             caps: Vec::new(),
             key: None,
+            huge_pages: false,
         }
     }
 }
@@ -346,7 +350,8 @@ pub fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
                 mem.clone(),
                 config.slots,
             )
-            .with_security(security),
+            .with_security(security)
+            .with_huge_pages(config.huge_pages),
         )),
         None => None,
     };

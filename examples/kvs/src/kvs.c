@@ -77,9 +77,18 @@ static int check(kvs *k) {
 
 /* ---- Drivers of the Redis protocol ---- */
 
+/* Replies acknowledge writes: with --durability group the commits behind them are made durable
+ * first (one twz_sync for everything committed since the last; nothing to do otherwise). */
+static int sync_before_replies(void) {
+    int rc = twz_sync();
+    if (rc) fprintf(stderr, "kvs: sync: error %d\n", rc);
+    return rc;
+}
+
 static void write_out(resp_conn *c) {
     size_t n;
     const char *p = resp_output(c, &n);
+    if (n && sync_before_replies()) exit(2); /* never acknowledge what is not durable */
     if (n) twz_console_write(TWZ_STDOUT, p, n);
     resp_consumed(c, n);
 }
@@ -114,6 +123,7 @@ struct client {
     char *rbuf, *sbuf;
     size_t sbuf_cap;
     int recv_out, send_out, closing, used;
+    int fed; /* received bytes were fed since the last pump */
 };
 
 /* Receive buffer per connection: just under 8 KiB, so the heap's power-of-two size classes
@@ -158,6 +168,7 @@ static void pump(struct client *cl, int conn) {
     size_t n;
     const char *p = resp_output(cl->r, &n);
     if (n && !cl->send_out) {
+        if (sync_before_replies()) return start_close(cl, conn);
         if (n > cl->sbuf_cap) {
             char *b = realloc(cl->sbuf, n);
             if (!b) return start_close(cl, conn);
@@ -221,13 +232,26 @@ static int serve_net(kvs *k) {
                     start_close(cl, conn);
                     continue;
                 }
+                /* Run it now, reply after the batch's one sync (below). */
                 resp_feed(cl->r, cl->rbuf, (size_t)ev[i].result);
-                pump(cl, conn);
+                cl->fed = 1;
             } else if (op == TWZ_NET_SEND) {
                 cl->send_out = 0;
                 if (cl->closing) continue;
                 if (ev[i].result < 0) start_close(cl, conn);
                 else pump(cl, conn);
+            }
+        }
+        /* Group commit: every request that was ready has run (each write committed without
+         * waiting in --durability group); the first pump's twz_sync makes them all durable,
+         * then every reply goes out. */
+        for (int i = 0; i < n; i++) {
+            int conn = (int)(ev[i].tag >> 8);
+            if ((int)(ev[i].tag & 0xff) != TWZ_NET_RECV || (size_t)conn >= nclients) continue;
+            struct client *cl = &clients[conn];
+            if (cl->used && cl->fed) {
+                cl->fed = 0;
+                pump(cl, conn);
             }
         }
     }

@@ -124,10 +124,10 @@ static int finish(twz_tx *tx, int rc) {
     return twz_tx_commit(tx);
 }
 
-/* Makes fresh (unlogged) bytes of `o` durable when commits must be. */
-static int persist(kvs *k, twz_obj *o, const void *p, size_t len) {
+/* Makes fresh (unlogged) bytes durable with `tx`'s commit, in its one fence. */
+static int persist(kvs *k, twz_tx *tx, const void *p, size_t len) {
     if (!k->durable || !len) return 0;
-    return twz_obj_flush(o, (uint64_t)((const char *)p - (char *)twz_obj_base(o)), len);
+    return twz_tx_flush(tx, p, len);
 }
 
 /* A writable handle on data object `no` (created if needed), mapped writable. */
@@ -202,9 +202,9 @@ static int migrate(kvs *k) {
             }
         }
     }
-    if ((rc = persist(k, k->idx, nt, nn * sizeof *nt))) return rc;
     if ((rc = twz_tx_begin(k->idx, &tx))) return rc;
-    rc = twz_tx_record(tx, r, sizeof *r);
+    rc = persist(k, tx, nt, nn * sizeof *nt);
+    if (!rc) rc = twz_tx_record(tx, r, sizeof *r);
     if (!rc) rc = twz_obj_free(tx, old);
     if (!rc) {
         r->table = r->new_table;
@@ -227,7 +227,7 @@ static int resize(kvs *k, uint64_t n) {
     rc = twz_obj_alloc(tx, k->idx, n * sizeof(struct slot), &mem);
     if (!rc) {
         memset(mem, 0, n * sizeof(struct slot));
-        rc = persist(k, k->idx, mem, n * sizeof(struct slot));
+        rc = persist(k, tx, mem, n * sizeof(struct slot));
     }
     if (!rc) rc = twz_tx_record(tx, &r->new_nslots, 2 * sizeof r->new_nslots);
     if (!rc) {
@@ -258,7 +258,7 @@ static int init(kvs *k) {
     rc = twz_obj_alloc(tx, k->idx, MIN_SLOTS * sizeof(struct slot), &mem);
     if (!rc) {
         memset(mem, 0, MIN_SLOTS * sizeof(struct slot));
-        rc = persist(k, k->idx, mem, MIN_SLOTS * sizeof(struct slot));
+        rc = persist(k, tx, mem, MIN_SLOTS * sizeof(struct slot));
     }
     if (!rc) rc = twz_tx_record(tx, r, sizeof *r);
     if (!rc) {
@@ -387,7 +387,7 @@ static int put(kvs *k, const void *key, size_t klen, const void *a, size_t alen,
         memcpy(rkey(nr), key, klen);
         memcpy(rval(nr), a, alen);
         memcpy(rval(nr) + alen, b, blen);
-        rc = persist(k, k->data[nr->obj], nr, size);
+        rc = persist(k, tx, nr, size);
     }
     if (!rc) rc = twz_tx_record(tx, s, sizeof *s);
     if (!rc && old) rc = twz_obj_free(tx, old);

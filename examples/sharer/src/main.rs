@@ -10,6 +10,8 @@
 //!   median of each in ns.
 //! - `mapnew N`: the same for N objects it creates (and maps once) first: the guest's own, so
 //!   no check at all.
+//! - `unbind NAME`: removes the name (which takes the right to write the object it names);
+//!   prints `unbound NAME`, or the host's reason for refusing and exits 1.
 #![no_std]
 #![no_main]
 
@@ -32,6 +34,7 @@ enum Error {
     Obj(ObjError),
     Usage,
     Timeout(u64),
+    Refused(ObjError, alloc::string::String),
 }
 
 impl From<ObjError> for Error {
@@ -46,9 +49,10 @@ impl fmt::Debug for Error {
             Error::Obj(e) => write!(f, "{e}"),
             Error::Usage => write!(
                 f,
-                "usage: sharer set NAME V | watch NAME V | mapbench ID..."
+                "usage: sharer set NAME V | watch NAME V | mapbench ID... | mapnew N | unbind NAME"
             ),
             Error::Timeout(v) => write!(f, "gave up waiting, the counter still reads {v}"),
+            Error::Refused(e, why) => write!(f, "{e}: {why}"),
         }
     }
 }
@@ -59,6 +63,13 @@ fn main() -> Result<(), Error> {
     match (args.get_str(1), args.get_str(2), num(3)) {
         (Some("set"), Some(name), Some(v)) => set(name, v),
         (Some("watch"), Some(name), Some(v)) => watch(name, v),
+        (Some("unbind"), Some(name), None) => match sys::unbind(name) {
+            Ok(()) => {
+                println!("unbound {name}");
+                Ok(())
+            }
+            Err(e) => Err(Error::Refused(e, sys::last_error())),
+        },
         (Some("mapnew"), Some(n), _) => {
             let n: usize = n.parse().map_err(|_| Error::Usage)?;
             let mut ids = Vec::with_capacity(n);

@@ -257,8 +257,14 @@ mod tests {
                 // SAFETY: `at + n <= 134 < 200` for both arrays.
                 unsafe { memcpy(dst.as_mut_ptr().add(at), src.as_ptr().add(1), n) };
                 assert_eq!(&dst[at..at + n], &src[1..1 + n], "copy of {n} at {at}");
-                assert!(dst[..at].iter().all(|&b| b == 0), "copy of {n} wrote before");
-                assert!(dst[at + n..].iter().all(|&b| b == 0), "copy of {n} wrote past");
+                assert!(
+                    dst[..at].iter().all(|&b| b == 0),
+                    "copy of {n} wrote before"
+                );
+                assert!(
+                    dst[at + n..].iter().all(|&b| b == 0),
+                    "copy of {n} wrote past"
+                );
                 let mut buf = [1u8; 200];
                 // SAFETY: as above.
                 unsafe { memset(buf.as_mut_ptr().add(at), 0x5a, n) };

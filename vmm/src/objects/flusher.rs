@@ -3,16 +3,21 @@
 //! it syncs are served together: each object of a batch gets one `fdatasync`, however many
 //! ranges and requests name it (group commit at the host).
 //!
-//! Per object the worker starts write-back of exactly the named ranges (`sync_file_range`),
-//! then waits for them and commits the file system's journal with one `fdatasync` (which also
-//! writes any other dirty page of the file: never less durable than asked). On this machine's
-//! ext4, one `msync` per range cost one journal commit each (~230 us); see
-//! `vmm/benches/durability.rs` for the comparison.
+//! Per object the worker merges the batch's ranges. One range left (the common case: a log
+//! entry's fence) is synced alone, with `msync(MS_SYNC)` of that range through a read-only
+//! mapping of the file the worker keeps (Linux's only range-limited fsync: it writes just those
+//! pages). Several ranges get their write-back started together (`sync_file_range`) and one
+//! `fdatasync` (which also writes any other dirty page of the file: never less durable than
+//! asked), instead of one disk flush per range. Measured on this machine's ext4
+//! (`vmm/benches/durability.rs`): 3 ranges by `msync` each ~390 us, by this ~175 us; one range
+//! by `msync` ~130 us, by `fdatasync` ~175 us.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
+use std::ptr::NonNull;
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::{JoinHandle, ThreadId};
@@ -74,6 +79,126 @@ pub fn sync_ranges(file: &File, ranges: &[(u64, u64)]) -> io::Result<()> {
     file.sync_data()
 }
 
+/// A read-only shared mapping of an object file, for range-limited syncs.
+#[derive(Debug)]
+struct FileMap {
+    ptr: NonNull<libc::c_void>,
+    len: usize,
+    /// The file, to notice when it has been deleted.
+    file: Arc<File>,
+}
+
+// SAFETY: the mapping is only used for msync (no loads through it) and unmapped once, in Drop.
+unsafe impl Send for FileMap {}
+
+impl FileMap {
+    fn new(file: &Arc<File>) -> io::Result<FileMap> {
+        let len =
+            usize::try_from(file.metadata()?.len()).map_err(|_| io::ErrorKind::InvalidData)?;
+        if len == 0 {
+            return Err(io::ErrorKind::InvalidData.into());
+        }
+        // SAFETY: a fresh read-only shared mapping of a file we hold open; nothing is read
+        // through it and it is unmapped in Drop.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        NonNull::new(ptr)
+            .map(|ptr| FileMap {
+                ptr,
+                len,
+                file: file.clone(),
+            })
+            .ok_or_else(|| io::ErrorKind::InvalidData.into())
+    }
+
+    /// Writes back the file's pages in `offset..offset+len` and waits (`MS_SYNC`).
+    fn sync(&self, offset: u64, len: u64) -> io::Result<()> {
+        const PAGE: u64 = 4096;
+        let end = offset.saturating_add(len).min(self.len as u64);
+        let start = (offset / PAGE * PAGE).min(end);
+        if start == end {
+            return Ok(());
+        }
+        // SAFETY: start is page aligned and start..end lies inside the mapping; msync touches
+        // no memory of ours.
+        let rc = unsafe {
+            libc::msync(
+                self.ptr.as_ptr().cast::<u8>().add(start as usize).cast(),
+                (end - start) as usize,
+                libc::MS_SYNC,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
+impl Drop for FileMap {
+    fn drop(&mut self) {
+        // SAFETY: exactly what mmap returned; no reference into it exists.
+        unsafe { libc::munmap(self.ptr.as_ptr(), self.len) };
+    }
+}
+
+/// Most file mappings the worker keeps (all are dropped when it would exceed this).
+const MAPS: usize = 64;
+
+/// The worker's mappings, by file (device, inode): a mapping keeps its inode alive, so the
+/// key cannot come to name another file meanwhile.
+#[derive(Debug, Default)]
+pub struct RangeSyncer {
+    maps: HashMap<(u64, u64), FileMap>,
+}
+
+impl RangeSyncer {
+    /// Makes `ranges` (merged) of `file` durable: alone by range-limited `msync` when there is
+    /// one, else by [`sync_ranges`].
+    pub fn sync(&mut self, file: &Arc<File>, ranges: &[(u64, u64)]) -> io::Result<()> {
+        let [(offset, len)] = ranges else {
+            return sync_ranges(file, ranges);
+        };
+        let meta = file.metadata()?;
+        let key = (meta.dev(), meta.ino());
+        if !self.maps.contains_key(&key) {
+            if self.maps.len() >= MAPS {
+                self.maps.clear();
+            }
+            match FileMap::new(file) {
+                Ok(m) => {
+                    self.maps.insert(key, m);
+                }
+                // Not mappable (not a regular file): the whole-file way works for anything.
+                Err(_) => return sync_ranges(file, ranges),
+            }
+        }
+        match self.maps.get(&key) {
+            Some(m) => m.sync(*offset, *len),
+            None => sync_ranges(file, ranges),
+        }
+    }
+}
+
+impl RangeSyncer {
+    /// Drops the mappings of files deleted since (each would keep its disk space allocated).
+    pub fn forget_deleted(&mut self) {
+        self.maps
+            .retain(|_, m| m.file.metadata().is_ok_and(|meta| meta.nlink() > 0));
+    }
+}
+
 /// What one batch cost: the result per request and the number of syncs issued.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct BatchOutcome {
@@ -83,10 +208,13 @@ pub struct BatchOutcome {
     pub syncs: usize,
 }
 
+/// One object's file and the ranges a batch names in it.
+type ObjectRanges = (Arc<File>, Vec<(u64, u64)>);
+
 /// Syncs every object named by `jobs` once (its ranges merged) and gives each request the
 /// first failure among its objects, or 0.
-pub fn sync_batch(jobs: &[FlushJob]) -> BatchOutcome {
-    let mut per_object: BTreeMap<ObjId, (Arc<File>, Vec<(u64, u64)>)> = BTreeMap::new();
+pub fn sync_batch(syncer: &mut RangeSyncer, jobs: &[FlushJob]) -> BatchOutcome {
+    let mut per_object: BTreeMap<ObjId, ObjectRanges> = BTreeMap::new();
     for t in jobs.iter().flat_map(|j| &j.targets) {
         per_object
             .entry(t.id)
@@ -98,7 +226,7 @@ pub fn sync_batch(jobs: &[FlushJob]) -> BatchOutcome {
     let syncs = per_object.len();
     for (id, (file, mut ranges)) in per_object {
         merge(&mut ranges);
-        if let Err(e) = sync_ranges(&file, &ranges) {
+        if let Err(e) = syncer.sync(&file, &ranges) {
             failed.insert(id, -i64::from(e.raw_os_error().unwrap_or(EIO as i32)));
         }
     }
@@ -144,10 +272,12 @@ impl Flusher {
 }
 
 fn work(rx: &Receiver<FlushJob>, post: &dyn Fn(Vec<(u64, i64)>)) {
+    let mut syncer = RangeSyncer::default();
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         jobs.extend(rx.try_iter());
-        post(sync_batch(&jobs).completions);
+        post(sync_batch(&mut syncer, &jobs).completions);
+        syncer.forget_deleted();
     }
 }
 
@@ -212,9 +342,34 @@ mod tests {
                 targets: vec![target(2, &b, 0, 1), target(1, &a, 8, 8)],
             },
         ];
-        let out = sync_batch(&jobs);
+        let out = sync_batch(&mut RangeSyncer::default(), &jobs);
         assert_eq!(out.syncs, 2, "two objects, two syncs");
         assert_eq!(out.completions, vec![(1, 0), (2, 0), (3, 0)]);
+    }
+
+    #[test]
+    fn one_range_is_synced_through_a_kept_mapping_and_clamped_to_the_file() {
+        let f = temp_file();
+        let mut s = RangeSyncer::default();
+        s.sync(&f, &[(100, 8)]).unwrap();
+        s.sync(&f, &[(4096, 1 << 40)]).unwrap();
+        s.sync(&f, &[(1 << 40, 8)]).unwrap();
+        assert_eq!(s.maps.len(), 1, "one mapping per file, reused");
+        s.sync(&f, &[(0, 8), (8192, 8)]).unwrap();
+    }
+
+    #[test]
+    fn mappings_of_deleted_files_are_dropped() {
+        let named = tempfile::NamedTempFile::new().unwrap();
+        named.as_file().set_len(8192).unwrap();
+        let file = Arc::new(named.reopen().unwrap());
+        let mut s = RangeSyncer::default();
+        s.sync(&file, &[(0, 8)]).unwrap();
+        s.forget_deleted();
+        assert_eq!(s.maps.len(), 1, "still linked");
+        named.close().unwrap();
+        s.forget_deleted();
+        assert!(s.maps.is_empty(), "deleted: its space is released");
     }
 
     #[test]
@@ -232,7 +387,7 @@ mod tests {
                 targets: vec![target(1, &good, 0, 8), target(9, &pipe, 0, 8)],
             },
         ];
-        let out = sync_batch(&jobs);
+        let out = sync_batch(&mut RangeSyncer::default(), &jobs);
         assert_eq!(out.completions[0], (1, 0));
         assert_eq!(out.completions[1].0, 2);
         assert!(out.completions[1].1 < 0, "a pipe cannot be synced");

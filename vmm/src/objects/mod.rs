@@ -12,7 +12,7 @@ pub mod slots;
 pub mod window;
 
 use std::collections::HashSet;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
@@ -178,6 +178,13 @@ impl Objects {
         self
     }
 
+    /// This mapper backing objects with 2 MiB host pages, or not (`run --huge-pages`; see
+    /// [`window::HostWindow::set_huge_pages`] for what it costs).
+    pub fn with_huge_pages(self, on: bool) -> Self {
+        self.state().window.set_huge_pages(on);
+        self
+    }
+
     /// Why the most recent refused call was refused, if one was.
     pub fn last_refusal(&self) -> Option<String> {
         self.state().last_refusal.clone()
@@ -312,10 +319,21 @@ impl Objects {
         Ok(())
     }
 
-    /// Removes the binding of `name` (`OBJ_UNBIND`); the object stays.
+    /// Removes the binding of `name` (`OBJ_UNBIND`), which takes the right to write the object
+    /// it names; the object stays.
     pub fn unbind(&self, name: &str) -> Result<(), i64> {
         object_store::validate_name(name).map_err(|e| errno_of(&e))?;
-        self.store.get()?.unbind(name).map_err(|e| errno_of(&e))
+        let store = self.store.get()?;
+        // Removing a name redirects everyone who follows it (a FOT entry by name, a program
+        // opening it), so it takes the right to write the object it names: a reader must not
+        // be able to unbind `people` and bind the name to an object of its own.
+        // A name left dangling by a deleted object protects nothing.
+        if let Some(id) = store.lookup(name).map_err(|e| errno_of(&e))? {
+            if store.contains(id) {
+                self.may_write(id)?;
+            }
+        }
+        store.unbind(name).map_err(|e| errno_of(&e))
     }
 
     /// Deletes object `id` and its names from the store (`OBJ_DELETE`), unmapping it from this
@@ -388,12 +406,13 @@ impl Objects {
             let file = match out.iter().find(|t| t.id == id) {
                 Some(t) => t.file.clone(),
                 None => {
-                    let fd = entry
-                        .handle
-                        .as_fd()
-                        .try_clone_to_owned()
-                        .map_err(|_| -EIO)?;
-                    Arc::new(std::fs::File::from(fd))
+                    // A new open of the same file, not a dup: a dup would share the open
+                    // file description and so the store's liveness lock (flock), and keep
+                    // the object from being deleted while the worker holds it.
+                    let fd = entry.handle.as_fd().as_raw_fd();
+                    let file =
+                        std::fs::File::open(format!("/proc/self/fd/{fd}")).map_err(|_| -EIO)?;
+                    Arc::new(file)
                 }
             };
             out.push(flusher::FlushTarget {

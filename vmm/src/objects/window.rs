@@ -163,7 +163,7 @@ fn alloc_top_of(fd: BorrowedFd<'_>) -> u64 {
 /// filesystem's `page_mkwrite` (block reservation, an mtime update through the journal), which
 /// made mapping 10-50 us slower here and is only worth paying when the guest stores. Both are
 /// hints: failures only cost speed.
-fn prepare(host: u64) {
+fn prepare(host: u64, huge_pages: bool) {
     let advice = libc::MADV_POPULATE_READ;
     // SAFETY: advice on this slot's own mapping; neither call changes its contents.
     unsafe {
@@ -172,6 +172,16 @@ fn prepare(host: u64) {
             OBJ_SIZE as usize,
             libc::MADV_RANDOM,
         );
+        if huge_pages {
+            // The page cache then fills this mapping with 2 MiB folios mapped by the host's
+            // page middle directory, so KVM maps them with 2 MiB shadow entries: one fault per
+            // 2 MiB instead of one per 4 KiB page (see `HostWindow::set_huge_pages`).
+            libc::madvise(
+                host as *mut libc::c_void,
+                OBJ_SIZE as usize,
+                libc::MADV_HUGEPAGE,
+            );
+        }
         for (off, len) in PREFAULT {
             libc::madvise((host + off) as *mut libc::c_void, len as usize, advice);
         }
@@ -193,6 +203,7 @@ struct Backing {
 #[derive(Debug, Default)]
 pub struct HostWindow {
     slots: Vec<Option<Backing>>,
+    huge_pages: bool,
 }
 
 /// Sets memslot `memslot` to `size` bytes at guest `gpa` over host `host`.
@@ -219,6 +230,16 @@ fn set_memslot(
 }
 
 impl HostWindow {
+    /// Backs objects mapped from now on with 2 MiB host pages (`run --huge-pages`). Measured
+    /// here: every first guest touch of a 4 KiB object page costs 10-20 us (a shadow-MMU fault
+    /// per page under PVM); with 2 MiB folios the key-value store loaded 4x faster. The price:
+    /// the filesystem allocates and writes back whole 2 MiB folios, so a sparse object takes at
+    /// least 2 MiB of disk per touched region (a store of five small objects: 564 KiB -> 17 MiB)
+    /// and a durable flush writes 2 MiB where it wrote 4 KiB (durable inserts 240/s -> 85/s).
+    pub fn set_huge_pages(&mut self, on: bool) {
+        self.huge_pages = on;
+    }
+
     /// The reserved host range of `slot`, reserving it on first use.
     fn backing(&mut self, slot: u32) -> Result<&mut Backing, WindowError> {
         let i = slot as usize;
@@ -272,7 +293,7 @@ impl HostWindow {
         unsafe { map_fixed(b.host, prot, libc::MAP_SHARED, fd.as_raw_fd()) }
             .map_err(|error| WindowError::Map { slot, error })?;
         b.mapped = true;
-        prepare(b.host);
+        prepare(b.host, self.huge_pages);
         for c in chunks::initial(alloc_top_of(fd)) {
             self.back(vm, slot, c)?;
         }
