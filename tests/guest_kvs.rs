@@ -13,7 +13,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{describe, kvm_available, output_with_stdin, temp_store, twz};
+use common::{describe, kvm_available, output_with_stdin, spawn_listening, temp_store, twz};
 
 /// `twz-vmm run kvs --durability none -- ARGS`.
 fn kvs(store: &Path, args: &[&str]) -> Output {
@@ -767,42 +767,23 @@ impl Drop for Server {
 /// Starts `twz-vmm run kvs --listen 127.0.0.1:0` on `store`, or None if the run has no
 /// stream device (its first stderr line is not the address).
 fn listen(store: &Path) -> Option<Server> {
-    let mut child = twz(store)
-        .args([
-            "run",
-            "kvs",
-            "--durability",
-            "none",
-            "--listen",
-            "127.0.0.1:0",
-            "--timeout",
-            "300",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn twz-vmm");
-    let mut lines = BufReader::new(child.stderr.take().expect("piped stderr"));
-    let mut first = String::new();
-    lines.read_line(&mut first).expect("read stderr");
-    let addr = first
-        .trim()
-        .strip_prefix("twz-vmm: listening on ")
-        .and_then(|a| a.parse().ok());
-    let Some(addr) = addr else {
-        let _ = child.kill();
-        let _ = child.wait();
-        return None;
-    };
-    let stderr = std::thread::spawn(move || {
-        let mut rest = first;
-        let _ = lines.read_to_string(&mut rest);
-        rest
-    });
+    let mut cmd = twz(store);
+    cmd.args([
+        "run",
+        "kvs",
+        "--durability",
+        "none",
+        "--listen",
+        "127.0.0.1:0",
+        "--timeout",
+        "300",
+    ])
+    .stdout(Stdio::null());
+    let l = spawn_listening(&mut cmd)?;
     Some(Server {
-        child,
-        addr,
-        _stderr: stderr,
+        child: l.child,
+        addr: l.addr,
+        _stderr: l.stderr,
     })
 }
 

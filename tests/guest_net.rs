@@ -3,14 +3,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::process::{Child, Stdio};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use common::{kvm_available, temp_store, twz};
+use common::{kvm_available, spawn_listening, temp_store, twz};
 
 /// A running `netecho` and what it printed on stderr so far.
 struct Server {
@@ -23,39 +23,23 @@ struct Server {
 /// Starts `twz-vmm run netecho --listen 127.0.0.1:0 -- ARGS` and waits for its address.
 fn netecho(args: &[&str]) -> Server {
     let store = temp_store();
-    let mut child = twz(store.path())
-        .args([
-            "run",
-            "netecho",
-            "--listen",
-            "127.0.0.1:0",
-            "--timeout",
-            "120",
-            "--",
-        ])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn twz-vmm");
-    let mut lines = BufReader::new(child.stderr.take().expect("piped stderr"));
-    let mut first = String::new();
-    lines.read_line(&mut first).expect("read stderr");
-    let addr = first
-        .trim()
-        .strip_prefix("twz-vmm: listening on ")
-        .unwrap_or_else(|| panic!("no address line, got {first:?}"))
-        .parse()
-        .expect("a socket address");
-    let stderr = std::thread::spawn(move || {
-        let mut rest = first;
-        let _ = lines.read_to_string(&mut rest);
-        rest
-    });
+    let mut cmd = twz(store.path());
+    cmd.args([
+        "run",
+        "netecho",
+        "--listen",
+        "127.0.0.1:0",
+        "--timeout",
+        "120",
+        "--",
+    ])
+    .args(args)
+    .stdout(Stdio::piped());
+    let l = spawn_listening(&mut cmd).expect("twz-vmm reports the address it listens on");
     Server {
-        child,
-        addr,
-        stderr,
+        child: l.child,
+        addr: l.addr,
+        stderr: l.stderr,
         _store: store,
     }
 }

@@ -91,7 +91,8 @@ int twz_obj_flush(twz_obj *o, uint64_t off, uint64_t len);
  * in any mapped writable object. Either all its stores survive a crash of the guest or of the VMM,
  * or none do: the host rolls back an unfinished transaction the next time the anchor is opened.
  * What a commit waits for follows `twz-vmm run --durability` (none: nothing; commit: the host's
- * msync of the recorded ranges). One transaction per anchor at a time. */
+ * sync of the recorded ranges, one request per fence; group: the same, except that its last flush
+ * waits for twz_sync or the anchor's next transaction). One transaction per anchor at a time. */
 typedef struct twz_tx twz_tx;
 /* Begins a transaction anchored in `o`'s log, in `*out`. -EBUSY if the log holds an unfinished
  * transaction (another open twz_tx on the same anchor). */

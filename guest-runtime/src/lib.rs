@@ -56,7 +56,20 @@ pub use io::Stream;
 
 /// Flushes the console and ends the run with `code` (its low 8 bits become `twz-vmm`'s exit
 /// status). The VMM writes out pending console output before it acts on the exit.
+/// Commits of `--durability group` whose flushes are still pending are made durable first: a
+/// program may have acknowledged them.
 pub fn exit(code: i32) -> ! {
+    let code = match tx::sync() {
+        Ok(()) => code,
+        Err(e) => {
+            eprintln!("twz: making the last commits durable failed: {e}");
+            if code == 0 {
+                1
+            } else {
+                code
+            }
+        }
+    };
     io::flush();
     hostcall::exit_now(code)
 }

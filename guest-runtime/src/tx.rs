@@ -197,6 +197,9 @@ fn merge_ranges(ranges: &mut Vec<(ObjId, u64, u64)>) {
 /// `COMMIT` (every commit already waited).
 pub fn sync() -> Result<(), ObjError> {
     let mut mem = WindowMemory::new();
+    if mem.pending.is_empty() {
+        return Ok(());
+    }
     mem.flush_pending()
 }
 

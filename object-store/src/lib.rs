@@ -111,7 +111,7 @@ pub use names::{validate_name, NameEntry, Names};
 pub use object::derive_id;
 pub use raw::{is_raw, kind_of, ImportOptions, Imported, MAX_RAW_LEN};
 pub use recovery::{MarkerAction, MarkerReport, RecoveryReport, TxView};
-pub use store::{CreateOptions, ObjectScan, Store};
+pub use store::{now_ns, CreateOptions, ObjectScan, Store};
 
 /// The store used when neither `--store` nor `$TWZ_STORE` is given:
 /// `$XDG_DATA_HOME/twz/store`, else `$HOME/.local/share/twz/store`, else `./twz-store`.

@@ -482,8 +482,9 @@ fn probe_map_sync(dir: &Path) -> Result<()> {
     result
 }
 
-/// Nanoseconds since the Unix epoch (0 if the clock is before it).
-pub(crate) fn now_ns() -> u64 {
+/// Nanoseconds since the Unix epoch (0 if the clock is before it): creation times and
+/// capability expiry.
+pub fn now_ns() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))

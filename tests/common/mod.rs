@@ -121,3 +121,44 @@ pub fn fot_rows(store: &Path, obj: &str) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// A `twz-vmm run ... --listen 127.0.0.1:0` that has bound its port.
+pub struct Listening {
+    /// The VMM process (stdout as the caller set it up).
+    pub child: std::process::Child,
+    /// The address it reported on stderr.
+    pub addr: std::net::SocketAddr,
+    /// Everything it writes to stderr, the address line first, once it exits.
+    pub stderr: std::thread::JoinHandle<String>,
+}
+
+/// Spawns `cmd` (a run with `--listen`) with stderr piped and reads the bound address from its
+/// first stderr line (`twz-vmm: listening on ADDR`). `None`, with the process killed, when that
+/// line is something else (the run has no stream device, or failed).
+pub fn spawn_listening(cmd: &mut Command) -> Option<Listening> {
+    use std::io::{BufRead, Read};
+    let mut child = cmd.stderr(Stdio::piped()).spawn().expect("spawn twz-vmm");
+    let mut lines = std::io::BufReader::new(child.stderr.take().expect("piped stderr"));
+    let mut first = String::new();
+    let _ = lines.read_line(&mut first);
+    let addr = first
+        .trim()
+        .strip_prefix("twz-vmm: listening on ")
+        .and_then(|a| a.parse().ok());
+    let Some(addr) = addr else {
+        let _ = child.kill();
+        let _ = child.wait();
+        eprintln!("no address line from twz-vmm, got {first:?}");
+        return None;
+    };
+    let stderr = std::thread::spawn(move || {
+        let mut rest = first;
+        let _ = lines.read_to_string(&mut rest);
+        rest
+    });
+    Some(Listening {
+        child,
+        addr,
+        stderr,
+    })
+}

@@ -155,7 +155,9 @@ impl RingConsumer {
 
     /// Lets `ring` (whose guest memory is `mem`) sync flushes on a worker thread, started at
     /// the first flush: from then on flushes complete late, posted by the worker. Without it
-    /// (or if the thread cannot be started) they are synced inline, under this lock.
+    /// (or if the thread cannot be started) they are synced inline, under this lock. The
+    /// environment variable `TWZ_FLUSH_INLINE` (any value) keeps them inline, for comparing
+    /// the two in benchmarks.
     pub fn enable_flusher(ring: &Arc<Mutex<RingConsumer>>, mem: GuestMemoryMmap) {
         if std::env::var_os("TWZ_FLUSH_INLINE").is_some() {
             return;

@@ -375,12 +375,7 @@ fn hex(b: &[u8]) -> String {
 }
 
 /// Unix time in nanoseconds (expiry checks).
-pub fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
+pub use object_store::now_ns;
 
 #[cfg(test)]
 mod tests {
