@@ -326,27 +326,30 @@ int kvs_destroy(const char *name) {
     return rc ? rc : twz_obj_delete(&id);
 }
 
-int kvs_get(kvs *k, const void *key, size_t klen, const void **val, size_t *vlen) {
+/* The live record of `key` in `*out`: 0, 1 if there is none (or it expired), or a negative
+ * errno. */
+static int find_live(kvs *k, const void *key, size_t klen, struct rec **out) {
     struct root *r;
     struct slot *t;
-    struct rec *rec;
     int rc = view(k, &r, &t);
     if (rc) return rc;
-    probe(t, r->nslots, kvs_hash(key, klen), key, klen, &rec);
-    if (!rec || expired(rec)) return 1;
+    probe(t, r->nslots, kvs_hash(key, klen), key, klen, out);
+    return !*out || expired(*out) ? 1 : 0;
+}
+
+int kvs_get(kvs *k, const void *key, size_t klen, const void **val, size_t *vlen) {
+    struct rec *rec;
+    int rc = find_live(k, key, klen, &rec);
+    if (rc) return rc;
     *val = rval(rec);
     *vlen = rec->vlen;
     return 0;
 }
 
 int kvs_expiry(kvs *k, const void *key, size_t klen, uint64_t *expire_ns) {
-    struct root *r;
-    struct slot *t;
     struct rec *rec;
-    int rc = view(k, &r, &t);
+    int rc = find_live(k, key, klen, &rec);
     if (rc) return rc;
-    probe(t, r->nslots, kvs_hash(key, klen), key, klen, &rec);
-    if (!rec || expired(rec)) return 1;
     *expire_ns = rec->expire;
     return 0;
 }
