@@ -32,7 +32,7 @@ use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 use crate::hostcall::access::GuestAccess;
 use crate::hostcall::console::Console;
 use crate::net::{Completion, Guest, Net, NetStats};
-use crate::objects::flusher::{sync_batch, FlushJob, Flusher, RangeSyncer};
+use crate::objects::flusher::{sync_batch, FlushJob, Flusher};
 
 /// `user_data` of the completion posted for a garbage `sq_tail`.
 pub const BAD_TAIL_USER_DATA: u64 = u64::MAX;
@@ -315,7 +315,7 @@ impl RingConsumer {
                 Err(back) => job = back,
             }
         }
-        let result = sync_batch(&mut RangeSyncer::default(), std::slice::from_ref(&job))
+        let result = sync_batch(std::slice::from_ref(&job))
             .completions
             .first()
             .map_or(0, |c| c.1);

@@ -5,21 +5,20 @@
 //!
 //! Per object the worker merges the batch's ranges. One range left (the common case: a log
 //! entry's fence) is synced alone, with `msync(MS_SYNC)` of that range through a read-only
-//! mapping of the file the worker keeps (Linux's only range-limited fsync: it writes just those
-//! pages). Several ranges get their write-back started together (`sync_file_range`) and one
+//! mapping of the file that its [`FlushFile`] makes once (Linux's only range-limited fsync: it
+//! writes just those pages). Several ranges get their write-back started together (`sync_file_range`) and one
 //! `fdatasync` (which also writes any other dirty page of the file: never less durable than
 //! asked), instead of one disk flush per range. Measured on this machine's ext4
 //! (`vmm/benches/durability.rs`): 3 ranges by `msync` each ~390 us, by this ~175 us; one range
 //! by `msync` ~130 us, by `fdatasync` ~175 us.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::MetadataExt;
 use std::ptr::NonNull;
 use std::sync::mpsc::{channel, Receiver, Sender};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::{JoinHandle, ThreadId};
 
 use abi::hostcall::errno::EIO;
@@ -30,8 +29,8 @@ use abi::id::ObjId;
 pub struct FlushTarget {
     /// The object (ranges of one object share one sync).
     pub id: ObjId,
-    /// Its file (a duplicate of the store's descriptor: stays valid if the slot changes hands).
-    pub file: Arc<File>,
+    /// Its flush handle (stays valid if the slot changes hands meanwhile).
+    pub file: Arc<FlushFile>,
     /// Byte offset.
     pub offset: u64,
     /// Bytes.
@@ -84,15 +83,16 @@ pub fn sync_ranges(file: &File, ranges: &[(u64, u64)]) -> io::Result<()> {
 struct FileMap {
     ptr: NonNull<libc::c_void>,
     len: usize,
-    /// The file, to notice when it has been deleted.
-    file: Arc<File>,
 }
 
 // SAFETY: the mapping is only used for msync (no loads through it) and unmapped once, in Drop.
 unsafe impl Send for FileMap {}
+// SAFETY: as for Send: `msync` through a shared reference reads and writes no memory of ours,
+// and the kernel serialises concurrent calls on one mapping.
+unsafe impl Sync for FileMap {}
 
 impl FileMap {
-    fn new(file: &Arc<File>) -> io::Result<FileMap> {
+    fn new(file: &File) -> io::Result<FileMap> {
         let len =
             usize::try_from(file.metadata()?.len()).map_err(|_| io::ErrorKind::InvalidData)?;
         if len == 0 {
@@ -114,11 +114,7 @@ impl FileMap {
             return Err(io::Error::last_os_error());
         }
         NonNull::new(ptr)
-            .map(|ptr| FileMap {
-                ptr,
-                len,
-                file: file.clone(),
-            })
+            .map(|ptr| FileMap { ptr, len })
             .ok_or_else(|| io::ErrorKind::InvalidData.into())
     }
 
@@ -153,49 +149,35 @@ impl Drop for FileMap {
     }
 }
 
-/// Most file mappings the worker keeps (all are dropped when it would exceed this).
-const MAPS: usize = 64;
-
-/// The worker's mappings, by file (device, inode): a mapping keeps its inode alive, so the
-/// key cannot come to name another file meanwhile.
-#[derive(Debug, Default)]
-pub struct RangeSyncer {
-    maps: HashMap<(u64, u64), FileMap>,
+/// What the worker syncs an object's ranges through: its own open of the object's file (not a
+/// dup, which would share the store's liveness lock and keep the object from being deleted) and,
+/// made at the first single-range sync, a read-only mapping of it. The mapper keeps one per
+/// mapped object and drops it when the object leaves its slot.
+#[derive(Debug)]
+pub struct FlushFile {
+    file: File,
+    map: OnceLock<Option<FileMap>>,
 }
 
-impl RangeSyncer {
-    /// Makes `ranges` (merged) of `file` durable: alone by range-limited `msync` when there is
-    /// one, else by [`sync_ranges`].
-    pub fn sync(&mut self, file: &Arc<File>, ranges: &[(u64, u64)]) -> io::Result<()> {
-        let [(offset, len)] = ranges else {
-            return sync_ranges(file, ranges);
-        };
-        let meta = file.metadata()?;
-        let key = (meta.dev(), meta.ino());
-        if !self.maps.contains_key(&key) {
-            if self.maps.len() >= MAPS {
-                self.maps.clear();
-            }
-            match FileMap::new(file) {
-                Ok(m) => {
-                    self.maps.insert(key, m);
-                }
-                // Not mappable (not a regular file): the whole-file way works for anything.
-                Err(_) => return sync_ranges(file, ranges),
-            }
-        }
-        match self.maps.get(&key) {
-            Some(m) => m.sync(*offset, *len),
-            None => sync_ranges(file, ranges),
+impl FlushFile {
+    /// A handle on `file`.
+    pub fn new(file: File) -> Self {
+        FlushFile {
+            file,
+            map: OnceLock::new(),
         }
     }
-}
 
-impl RangeSyncer {
-    /// Drops the mappings of files deleted since (each would keep its disk space allocated).
-    pub fn forget_deleted(&mut self) {
-        self.maps
-            .retain(|_, m| m.file.metadata().is_ok_and(|meta| meta.nlink() > 0));
+    /// Makes `ranges` (merged) durable: alone by range-limited `msync` when there is one, else
+    /// (or when the file cannot be mapped) by [`sync_ranges`].
+    pub fn sync(&self, ranges: &[(u64, u64)]) -> io::Result<()> {
+        let [(offset, len)] = ranges else {
+            return sync_ranges(&self.file, ranges);
+        };
+        match self.map.get_or_init(|| FileMap::new(&self.file).ok()) {
+            Some(m) => m.sync(*offset, *len),
+            None => sync_ranges(&self.file, ranges),
+        }
     }
 }
 
@@ -209,11 +191,11 @@ pub struct BatchOutcome {
 }
 
 /// One object's file and the ranges a batch names in it.
-type ObjectRanges = (Arc<File>, Vec<(u64, u64)>);
+type ObjectRanges = (Arc<FlushFile>, Vec<(u64, u64)>);
 
 /// Syncs every object named by `jobs` once (its ranges merged) and gives each request the
 /// first failure among its objects, or 0.
-pub fn sync_batch(syncer: &mut RangeSyncer, jobs: &[FlushJob]) -> BatchOutcome {
+pub fn sync_batch(jobs: &[FlushJob]) -> BatchOutcome {
     let mut per_object: BTreeMap<ObjId, ObjectRanges> = BTreeMap::new();
     for t in jobs.iter().flat_map(|j| &j.targets) {
         per_object
@@ -226,7 +208,7 @@ pub fn sync_batch(syncer: &mut RangeSyncer, jobs: &[FlushJob]) -> BatchOutcome {
     let syncs = per_object.len();
     for (id, (file, mut ranges)) in per_object {
         merge(&mut ranges);
-        if let Err(e) = syncer.sync(&file, &ranges) {
+        if let Err(e) = file.sync(&ranges) {
             failed.insert(id, -i64::from(e.raw_os_error().unwrap_or(EIO as i32)));
         }
     }
@@ -272,12 +254,10 @@ impl Flusher {
 }
 
 fn work(rx: &Receiver<FlushJob>, post: &dyn Fn(Vec<(u64, i64)>)) {
-    let mut syncer = RangeSyncer::default();
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         jobs.extend(rx.try_iter());
-        post(sync_batch(&mut syncer, &jobs).completions);
-        syncer.forget_deleted();
+        post(sync_batch(&jobs).completions);
     }
 }
 
@@ -300,7 +280,7 @@ mod tests {
     use std::io::Write;
     use std::sync::Mutex;
 
-    fn target(id: u8, file: &Arc<File>, offset: u64, len: u64) -> FlushTarget {
+    fn target(id: u8, file: &Arc<FlushFile>, offset: u64, len: u64) -> FlushTarget {
         FlushTarget {
             id: ObjId([id; 16]),
             file: file.clone(),
@@ -309,10 +289,10 @@ mod tests {
         }
     }
 
-    fn temp_file() -> Arc<File> {
+    fn temp_file() -> Arc<FlushFile> {
         let mut f = tempfile::tempfile().unwrap();
         f.write_all(&[7u8; 8192]).unwrap();
-        Arc::new(f)
+        Arc::new(FlushFile::new(f))
     }
 
     #[test]
@@ -342,7 +322,7 @@ mod tests {
                 targets: vec![target(2, &b, 0, 1), target(1, &a, 8, 8)],
             },
         ];
-        let out = sync_batch(&mut RangeSyncer::default(), &jobs);
+        let out = sync_batch(&jobs);
         assert_eq!(out.syncs, 2, "two objects, two syncs");
         assert_eq!(out.completions, vec![(1, 0), (2, 0), (3, 0)]);
     }
@@ -350,33 +330,21 @@ mod tests {
     #[test]
     fn one_range_is_synced_through_a_kept_mapping_and_clamped_to_the_file() {
         let f = temp_file();
-        let mut s = RangeSyncer::default();
-        s.sync(&f, &[(100, 8)]).unwrap();
-        s.sync(&f, &[(4096, 1 << 40)]).unwrap();
-        s.sync(&f, &[(1 << 40, 8)]).unwrap();
-        assert_eq!(s.maps.len(), 1, "one mapping per file, reused");
-        s.sync(&f, &[(0, 8), (8192, 8)]).unwrap();
-    }
-
-    #[test]
-    fn mappings_of_deleted_files_are_dropped() {
-        let named = tempfile::NamedTempFile::new().unwrap();
-        named.as_file().set_len(8192).unwrap();
-        let file = Arc::new(named.reopen().unwrap());
-        let mut s = RangeSyncer::default();
-        s.sync(&file, &[(0, 8)]).unwrap();
-        s.forget_deleted();
-        assert_eq!(s.maps.len(), 1, "still linked");
-        named.close().unwrap();
-        s.forget_deleted();
-        assert!(s.maps.is_empty(), "deleted: its space is released");
+        f.sync(&[(100, 8)]).unwrap();
+        f.sync(&[(4096, 1 << 40)]).unwrap();
+        f.sync(&[(1 << 40, 8)]).unwrap();
+        assert!(
+            matches!(f.map.get(), Some(Some(_))),
+            "one mapping, made once"
+        );
+        f.sync(&[(0, 8), (8192, 8)]).unwrap();
     }
 
     #[test]
     fn a_failed_sync_fails_only_the_requests_naming_that_object() {
         let good = temp_file();
         let (rd, _wr) = std::io::pipe().unwrap();
-        let pipe = Arc::new(File::from(std::os::fd::OwnedFd::from(rd)));
+        let pipe = Arc::new(FlushFile::new(File::from(std::os::fd::OwnedFd::from(rd))));
         let jobs = vec![
             FlushJob {
                 user_data: 1,
@@ -387,7 +355,7 @@ mod tests {
                 targets: vec![target(1, &good, 0, 8), target(9, &pipe, 0, 8)],
             },
         ];
-        let out = sync_batch(&mut RangeSyncer::default(), &jobs);
+        let out = sync_batch(&jobs);
         assert_eq!(out.completions[0], (1, 0));
         assert_eq!(out.completions[1].0, 2);
         assert!(out.completions[1].1 < 0, "a pipe cannot be synced");

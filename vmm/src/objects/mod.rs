@@ -11,7 +11,7 @@ pub mod flusher;
 pub mod slots;
 pub mod window;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -75,10 +75,22 @@ struct State {
     table: SlotTable<MappedObject>,
     window: window::HostWindow,
     seen: HashSet<ObjId>,
+    /// The flush worker's handle on each mapped writable object that has been flushed, dropped
+    /// when the object leaves its slot.
+    flush_files: HashMap<ObjId, Arc<flusher::FlushFile>>,
     stats: ObjectStats,
     security: SecurityContext,
     /// Why the most recent refused call was refused (`ERR_REASON`).
     last_refusal: Option<String>,
+}
+
+impl State {
+    /// Empties `slot` (its host mapping already removed) and forgets what hung on its object.
+    fn vacate(&mut self, slot: u32) {
+        if let Some(old) = self.table.remove(slot) {
+            self.flush_files.remove(&old.id);
+        }
+    }
 }
 
 /// The object store, opened on the guest's first object call, so a run that never uses objects
@@ -164,6 +176,7 @@ impl Objects {
                 table: SlotTable::new(budget),
                 window: window::HostWindow::default(),
                 seen: HashSet::new(),
+                flush_files: HashMap::new(),
                 stats: ObjectStats::default(),
                 security: SecurityContext::ceremony_free(),
                 last_refusal: None,
@@ -288,7 +301,7 @@ impl Objects {
         let obj = store.open_object(id, access).map_err(|e| errno_of(&e))?;
         if st.table.get(slot).is_some() {
             st.window.remove(&self.mem, slot).map_err(|_| -EIO)?;
-            st.table.remove(slot);
+            st.vacate(slot);
             if evicted.is_some() {
                 st.stats.evictions += 1;
             }
@@ -315,7 +328,7 @@ impl Objects {
             return Err(-EINVAL);
         }
         st.window.remove(&self.mem, slot).map_err(|_| -EIO)?;
-        st.table.remove(slot);
+        st.vacate(slot);
         Ok(())
     }
 
@@ -356,7 +369,7 @@ impl Objects {
             .collect();
         for slot in held {
             st.window.remove(&self.mem, slot).map_err(|_| -EIO)?;
-            st.table.remove(slot);
+            st.vacate(slot);
         }
         store.delete(id).map(drop).map_err(|e| errno_of(&e))
     }
@@ -391,6 +404,7 @@ impl Objects {
         ranges: &[(u64, u64, u64)],
     ) -> Result<Vec<flusher::FlushTarget>, i64> {
         let mut st = self.state();
+        let st = &mut *st;
         let mut out: Vec<flusher::FlushTarget> = Vec::with_capacity(ranges.len());
         for &(slot, offset, len) in ranges {
             let slot = u32::try_from(slot).map_err(|_| -EINVAL)?;
@@ -403,8 +417,8 @@ impl Objects {
                 continue;
             }
             let id = entry.id;
-            let file = match out.iter().find(|t| t.id == id) {
-                Some(t) => t.file.clone(),
+            let file = match st.flush_files.get(&id) {
+                Some(f) => f.clone(),
                 None => {
                     // A new open of the same file, not a dup: a dup would share the open
                     // file description and so the store's liveness lock (flock), and keep
@@ -412,7 +426,9 @@ impl Objects {
                     let fd = entry.handle.as_fd().as_raw_fd();
                     let file =
                         std::fs::File::open(format!("/proc/self/fd/{fd}")).map_err(|_| -EIO)?;
-                    Arc::new(file)
+                    let f = Arc::new(flusher::FlushFile::new(file));
+                    st.flush_files.insert(id, f.clone());
+                    f
                 }
             };
             out.push(flusher::FlushTarget {
