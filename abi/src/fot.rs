@@ -59,6 +59,10 @@ pub struct FotEntry {
 }
 crate::assert_size!(FotEntry, 128);
 
+/// Byte offset of [`FotEntry::flags`] in an entry's encoding. Writers store the flags word last,
+/// so an entry a crash interrupted is never live.
+pub const FLAGS_OFFSET: usize = 16;
+
 /// What is wrong with a FOT entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FotError {
@@ -171,7 +175,7 @@ impl FotEntry {
     pub fn to_bytes(&self) -> [u8; 128] {
         let mut b = [0u8; 128];
         b[0..16].copy_from_slice(&self.id.0);
-        b[16..20].copy_from_slice(&self.flags.to_le_bytes());
+        b[FLAGS_OFFSET..FLAGS_OFFSET + 4].copy_from_slice(&self.flags.to_le_bytes());
         b[20..24].copy_from_slice(&self.perms.to_le_bytes());
         b[24..26].copy_from_slice(&self.name_len.to_le_bytes());
         b[26..28].copy_from_slice(&self.resolver.to_le_bytes());

@@ -317,14 +317,21 @@ impl MappedObject {
         Ok(FotEntry::from_bytes(&raw))
     }
 
-    /// Sets FOT entry `index` and raises `fot_len` past it.
+    /// Sets FOT entry `index` and raises `fot_len` past it. Ordered for a crash at any point
+    /// (as the guest runtime does): `fot_len` first, then the entry with its flags word last, so
+    /// a crash never leaves a live entry past `fot_len` or a torn live one.
     pub fn set_fot_entry(&self, index: u32, entry: &FotEntry) -> Result<()> {
         let off = fot_entry_offset(index).ok_or(StoreError::BadFotIndex { id: self.id, index })?;
-        self.write_at(off, &entry.to_bytes())?;
         if index >= self.meta().fot_len {
             self.write_at(META_FOT_LEN, &(index + 1).to_le_bytes())?;
         }
-        Ok(())
+        let mut bytes = entry.to_bytes();
+        bytes[abi::fot::FLAGS_OFFSET..abi::fot::FLAGS_OFFSET + 4].fill(0);
+        self.write_at(off, &bytes)?;
+        self.write_at(
+            off + abi::fot::FLAGS_OFFSET as u64,
+            &entry.flags.to_le_bytes(),
+        )
     }
 
     /// Makes stores to `offset..offset+len` durable (`msync(MS_SYNC)` of the covering pages).

@@ -4,8 +4,13 @@
 //! entries up to it). Adding an entry reuses a live entry with the same target and rights (dedup),
 //! else the first never-used index below `fot_len`, else `fot_len` itself. Deleted entries are not
 //! reused: pointers may still hold their index.
+//!
+//! Adding is not logged, so its writes are ordered for a crash at any point: `fot_len` grows
+//! first, then the entry is written with its flags last. A crash leaves either a never-used
+//! entry inside the table (reused by the next insertion) or a complete one, never a live entry
+//! past `fot_len` or a torn live one.
 
-use abi::fot::FotEntry;
+use abi::fot::{FotEntry, FLAGS_OFFSET as FLAGS_AT};
 use abi::layout::{fot_entry_offset, FOT_SLOTS, META_OFFSET};
 
 use super::ObjError;
@@ -21,7 +26,7 @@ pub trait FotTable {
     fn set_fot_len(&mut self, len: u32);
     /// Entry `index` (1..FOT_SLOTS).
     fn entry(&self, index: u32) -> FotEntry;
-    /// Writes entry `index`.
+    /// Writes entry `index`; its flags word (what makes it live) becomes visible last.
     fn set_entry(&mut self, index: u32, entry: &FotEntry);
 }
 
@@ -53,10 +58,10 @@ pub fn find_or_insert(table: &mut impl FotTable, want: &FotEntry) -> Result<u32,
         None if len.max(1) < FOT_SLOTS => len.max(1),
         None => return Err(ObjError::FotFull),
     };
-    table.set_entry(index, want);
     if index >= table.fot_len() {
         table.set_fot_len(index + 1);
     }
+    table.set_entry(index, want);
     Ok(index)
 }
 
@@ -83,10 +88,17 @@ impl FotTable for MappedFot {
 
     fn set_entry(&mut self, index: u32, entry: &FotEntry) {
         if let Some(off) = fot_entry_offset(index) {
-            let bytes = entry.to_bytes();
+            let mut bytes = entry.to_bytes();
+            bytes[FLAGS_AT..FLAGS_AT + 4].fill(0);
             // SAFETY: the entry lies inside the mapped object's FOT region; writable per caller.
+            // Volatile stores are not reordered with each other, and x86 keeps store order, so
+            // the flags land after the rest of the entry.
             unsafe {
                 core::ptr::write_volatile((self.base + off) as *mut [u8; 128], bytes);
+                core::ptr::write_volatile(
+                    (self.base + off + FLAGS_AT as u64) as *mut u32,
+                    entry.flags.to_le(),
+                );
             }
         }
     }
@@ -106,11 +118,14 @@ mod tests {
     use abi::fot::{flags, perms};
     use abi::id::ObjId;
     use std::collections::BTreeMap;
+    use std::vec::Vec;
 
     #[derive(Default)]
     struct Table {
         len: u32,
         entries: BTreeMap<u32, FotEntry>,
+        /// The writes, in order.
+        log: Vec<&'static str>,
     }
 
     impl FotTable for Table {
@@ -118,14 +133,28 @@ mod tests {
             self.len
         }
         fn set_fot_len(&mut self, len: u32) {
+            self.log.push("len");
             self.len = len;
         }
         fn entry(&self, index: u32) -> FotEntry {
             self.entries.get(&index).copied().unwrap_or(FotEntry::EMPTY)
         }
         fn set_entry(&mut self, index: u32, entry: &FotEntry) {
+            self.log.push("entry");
             self.entries.insert(index, *entry);
         }
+    }
+
+    #[test]
+    fn the_table_grows_before_the_entry_is_written() {
+        let mut t = Table::default();
+        let a = FotEntry::by_id(ObjId::from_u128(1), perms::READ);
+        find_or_insert(&mut t, &a).unwrap();
+        assert_eq!(
+            t.log,
+            ["len", "entry"],
+            "a crash between must not leave a live entry past the end"
+        );
     }
 
     #[test]
