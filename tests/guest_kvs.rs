@@ -516,6 +516,102 @@ fn empty_and_multi_mib_values_round_trip() {
     check_clean(s);
 }
 
+/// Bytes the files under `dir` take on disk: allocated blocks (ext4 counts blocks reserved for
+/// delayed allocation too), not apparent sizes, which are 1 GiB per object.
+fn disk_usage(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).expect("read store dir").flatten() {
+        let meta = entry.metadata().expect("stat");
+        total += if meta.is_dir() {
+            disk_usage(&entry.path())
+        } else {
+            meta.blocks() * 512
+        };
+    }
+    total
+}
+
+/// The `N populate requests` figure of a `--stats` report.
+fn populate_requests(stats: &str) -> u64 {
+    stats
+        .lines()
+        .flat_map(|line| line.split(", "))
+        .find_map(|item| item.trim().strip_suffix(" populate requests"))
+        .and_then(|n| n.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no populate figure in: {stats}"))
+}
+
+#[test]
+fn a_growing_store_is_populated_ahead_and_a_small_one_stays_small() {
+    if !kvm_available("a_growing_store_is_populated_ahead_and_a_small_one_stays_small") {
+        return;
+    }
+    let store = temp_store();
+    let s = store.path();
+    let small = twz(s)
+        .args(["run", "--stats", "kvs", "--durability", "none", "--"])
+        .args(["set", "k", "v"])
+        .output()
+        .expect("spawn twz-vmm");
+    assert!(small.status.success(), "{}", describe(&small));
+    let stats = String::from_utf8_lossy(&small.stderr);
+    assert_eq!(populate_requests(&stats), 0, "{stats}");
+    let before = disk_usage(s);
+    assert!(before < 2 << 20, "a one-key store takes {before} bytes");
+
+    // 2000 values of 8 KiB, each of its own bytes: 16 MiB of growth.
+    let value = |i: u32| -> Vec<u8> {
+        (0..8192u32)
+            .map(|j| (i.wrapping_mul(2654435761) ^ j.wrapping_mul(40503)) as u8)
+            .collect()
+    };
+    let mut input = Vec::new();
+    for i in 0..2000u32 {
+        input.extend(cmd(&[b"SET", format!("key:{i}").as_bytes(), &value(i)]));
+    }
+    let out = output_with_stdin(
+        twz(s).args([
+            "run",
+            "--stats",
+            "kvs",
+            "--durability",
+            "none",
+            "--",
+            "serve-stdin",
+        ]),
+        &input,
+    )
+    .expect("spawn twz-vmm");
+    assert!(out.status.success(), "{}", describe(&out));
+    let replies = parse_all(&out.stdout);
+    assert_eq!(replies.len(), 2000);
+    assert!(replies.iter().all(|r| *r == Reply::Simple("OK".into())));
+    let stats = String::from_utf8_lossy(&out.stderr);
+    assert!(populate_requests(&stats) > 0, "{stats}");
+    // What is populated ahead is bounded: 16 MiB of values take well under 64 MiB.
+    let grown = disk_usage(s) - before;
+    assert!(
+        (15 << 20..64 << 20).contains(&grown),
+        "16 MiB of values took {grown} bytes"
+    );
+
+    // A later, durable run reads the values back exactly.
+    let mut input = Vec::new();
+    for i in [0u32, 999, 1999] {
+        input.extend(cmd(&[b"GET", format!("key:{i}").as_bytes()]));
+    }
+    let out = output_with_stdin(twz(s).args(["run", "kvs", "--", "serve-stdin"]), &input)
+        .expect("spawn twz-vmm");
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(
+        parse_all(&out.stdout),
+        [0u32, 999, 1999].map(|i| Reply::Bulk(Some(value(i))))
+    );
+    check_clean(s);
+}
+
 #[test]
 fn the_index_grows_and_scans_see_every_key_once() {
     if !kvm_available("the_index_grows_and_scans_see_every_key_once") {

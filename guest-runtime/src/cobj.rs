@@ -343,6 +343,9 @@ pub unsafe extern "C" fn twz_obj_set_size(o: *mut TwzObj, size: u64) -> c_int {
         (&raw mut (*m).alloc_top).write_volatile(BASE_OFFSET + size);
     }
     h.size_dirty = true;
+    if let Some(slot) = abi::memmap::slot_of(m as u64) {
+        crate::object::sys::grown(slot as usize, BASE_OFFSET + size);
+    }
     0
 }
 

@@ -348,6 +348,17 @@ pub fn post_nop(x: u64) -> Result<(), Errno> {
     unsafe { io.submit(op::NOP, 0, [x, 0, 0, 0, 0, 0]) }.map(|_| ())
 }
 
+/// Submits a ring operation that names no guest memory and rings the doorbell, without waiting
+/// for its completion (reaped by a later wait and dropped: for hints such as `POPULATE`).
+/// Completions already posted are reaped first, so a guest that never waits does not leave
+/// them piling up in the VMM.
+pub(crate) fn post(op: u32, args: [u64; 6]) -> Result<(), Errno> {
+    let mut io = IO.try_lock().ok_or(Errno::EAGAIN)?;
+    io.reap_ready();
+    // SAFETY: callers pass operations whose arguments name no guest memory.
+    unsafe { io.submit(op, 0, args) }.map(|_| ())
+}
+
 /// Submits one ring operation and waits for its completion; returns its raw (possibly negative)
 /// result. `Err` only when there is no ring or it is in use further up the stack.
 ///

@@ -481,6 +481,12 @@ fn perform(env: &RingEnv<'_>, opcode: u32, args: &[u64; 6]) -> i64 {
     match opcode {
         op::NOP => args[0] as i64,
         op::WRITE => write(env, args[0], args[1], args[2]),
+        op::POPULATE => match env.objects {
+            Some(o) => o
+                .populate(args[0], args[1], args[2])
+                .map_or_else(|e| e, |()| 0),
+            None => -ENOSYS,
+        },
         _ => -ENOSYS,
     }
 }

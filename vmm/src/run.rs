@@ -351,7 +351,8 @@ pub fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
                 config.slots,
             )
             .with_security(security)
-            .with_huge_pages(config.huge_pages),
+            .with_huge_pages(config.huge_pages)
+            .with_huge_growth(config.durability == abi::boot::durability::NONE),
         )),
         None => None,
     };

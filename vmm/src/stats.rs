@@ -122,8 +122,15 @@ impl fmt::Display for Stats {
             writeln!(
                 f,
                 "  objects: {} mapped, {} map calls, {} placed in a slot, {} evictions, {} flushes, \
-                 {} memslots, {} chunk faults",
-                o.objects, o.map_calls, o.installs, o.evictions, o.flushes, o.memslots, o.chunk_faults
+                 {} memslots, {} chunk faults, {} populate requests",
+                o.objects,
+                o.map_calls,
+                o.installs,
+                o.evictions,
+                o.flushes,
+                o.memslots,
+                o.chunk_faults,
+                o.populates
             )?;
         }
         Ok(())

@@ -16,6 +16,10 @@ use core::arch::asm;
 /// store); most copies in SQLite and the store are short.
 const SHORT: usize = 64;
 
+/// Copies and fills of up to this many bytes use 16-byte SSE loops; longer ones `rep movsb` /
+/// `rep stosb`, whose start-up cost is then small beside the copy.
+const MEDIUM: usize = 2048;
+
 /// Copies `n` bytes from `src` to `dst`; the ranges must not overlap.
 ///
 /// # Safety
@@ -27,6 +31,11 @@ pub unsafe extern "C" fn memcpy(dst: *mut u8, src: *const u8, n: usize) -> *mut 
         unsafe { copy_short(dst, src, n) };
         return dst;
     }
+    if n <= MEDIUM {
+        // SAFETY: forwarded caller guarantee; `n > SHORT >= 16`.
+        unsafe { copy_medium(dst, src, n) };
+        return dst;
+    }
     // SAFETY: the caller guarantees both ranges are valid for `n` bytes; `rep movsb` copies
     // forwards (the direction flag is clear per the ABI) and touches nothing else.
     unsafe {
@@ -34,6 +43,42 @@ pub unsafe extern "C" fn memcpy(dst: *mut u8, src: *const u8, n: usize) -> *mut 
              options(nostack, preserves_flags));
     }
     dst
+}
+
+/// Copies `16 <= n` bytes forwards in 16-byte pieces, four at a time, the last piece (which may
+/// overlap the one before) loaded first. Every piece is loaded before it is stored and stores
+/// land only below what is still to be loaded, so this is also right for the overlapping
+/// forward copies `memmove` hands to `memcpy` (`dst` below `src`).
+///
+/// # Safety
+/// `src` must be readable and `dst` writable for `n >= 16` bytes.
+#[inline(always)]
+unsafe fn copy_medium(dst: *mut u8, src: *const u8, n: usize) {
+    use core::arch::x86_64::{_mm_loadu_si128, _mm_storeu_si128};
+    // SAFETY: for the whole block: every access covers 16 bytes starting at an offset `i` with
+    // `i + 16 <= n` (the loop bounds) or at `n - 16` (`n >= 16`), inside the caller's ranges;
+    // SSE2 `movdqu` tolerates any alignment and is part of x86_64.
+    unsafe {
+        let last = _mm_loadu_si128(src.add(n - 16).cast());
+        let mut i = 0;
+        while i + 64 <= n {
+            let a = _mm_loadu_si128(src.add(i).cast());
+            let b = _mm_loadu_si128(src.add(i + 16).cast());
+            let c = _mm_loadu_si128(src.add(i + 32).cast());
+            let d = _mm_loadu_si128(src.add(i + 48).cast());
+            _mm_storeu_si128(dst.add(i).cast(), a);
+            _mm_storeu_si128(dst.add(i + 16).cast(), b);
+            _mm_storeu_si128(dst.add(i + 32).cast(), c);
+            _mm_storeu_si128(dst.add(i + 48).cast(), d);
+            i += 64;
+        }
+        while i + 16 <= n {
+            let a = _mm_loadu_si128(src.add(i).cast());
+            _mm_storeu_si128(dst.add(i).cast(), a);
+            i += 16;
+        }
+        _mm_storeu_si128(dst.add(n - 16).cast(), last);
+    }
 }
 
 /// Copies `n <= SHORT` bytes: the first and last pieces of the widest size that fits, which may
@@ -96,9 +141,14 @@ pub unsafe extern "C" fn memmove(dst: *mut u8, src: *const u8, n: usize) -> *mut
         // SAFETY: forwarded caller guarantee.
         return unsafe { memcpy(dst, src, n) };
     }
-    // Overlap with `dst` above `src`: copy backwards, eight bytes at a time (SQLite shifts
-    // b-tree cells up this way on every insert), then the first few bytes one by one. Each word
-    // is read before it is written, and a write lands only above what is still to be read.
+    // Overlap with `dst` above `src`: copy backwards (SQLite shifts b-tree cells up this way on
+    // every insert). Each piece is read before it is written, and a write lands only above what
+    // is still to be read.
+    if n >= 16 {
+        // SAFETY: forwarded caller guarantee; `n >= 16`.
+        unsafe { copy_backwards(dst, src, n) };
+        return dst;
+    }
     let mut i = n;
     while i >= 8 {
         i -= 8;
@@ -116,6 +166,31 @@ pub unsafe extern "C" fn memmove(dst: *mut u8, src: *const u8, n: usize) -> *mut
     dst
 }
 
+/// Copies `n >= 16` bytes backwards in 16-byte pieces, the first piece (which may overlap the
+/// one after it) loaded before anything is stored and stored last: right for overlapping ranges
+/// with `dst` above `src`.
+///
+/// # Safety
+/// `src` must be readable and `dst` writable for `n >= 16` bytes.
+#[inline(always)]
+unsafe fn copy_backwards(dst: *mut u8, src: *const u8, n: usize) {
+    use core::arch::x86_64::{_mm_loadu_si128, _mm_storeu_si128};
+    // SAFETY: for the whole block: every access covers 16 bytes at an offset `at` with
+    // `at + 16 <= n` (`at = i - 16` while `i > 16`, `i <= n`) or at 0 (`n >= 16`), inside the
+    // caller's ranges; SSE2 `movdqu` tolerates any alignment.
+    unsafe {
+        let first = _mm_loadu_si128(src.cast());
+        let mut i = n;
+        while i > 16 {
+            let at = i - 16;
+            let a = _mm_loadu_si128(src.add(at).cast());
+            _mm_storeu_si128(dst.add(at).cast(), a);
+            i = at;
+        }
+        _mm_storeu_si128(dst.cast(), first);
+    }
+}
+
 /// Fills `n` bytes at `dst` with the low byte of `c`.
 ///
 /// # Safety
@@ -125,6 +200,28 @@ pub unsafe extern "C" fn memset(dst: *mut u8, c: i32, n: usize) -> *mut u8 {
     if n <= SHORT {
         // SAFETY: forwarded caller guarantee.
         unsafe { fill_short(dst, c as u8, n) };
+        return dst;
+    }
+    if n <= MEDIUM {
+        use core::arch::x86_64::{_mm_set1_epi8, _mm_storeu_si128};
+        // SAFETY: every store covers 16 bytes at an offset `i` with `i + 16 <= n` or at
+        // `n - 16` (`n > SHORT`), inside the caller's range; `movdqu` takes any alignment.
+        unsafe {
+            let v = _mm_set1_epi8(c as u8 as i8);
+            let mut i = 0;
+            while i + 64 <= n {
+                _mm_storeu_si128(dst.add(i).cast(), v);
+                _mm_storeu_si128(dst.add(i + 16).cast(), v);
+                _mm_storeu_si128(dst.add(i + 32).cast(), v);
+                _mm_storeu_si128(dst.add(i + 48).cast(), v);
+                i += 64;
+            }
+            while i + 16 <= n {
+                _mm_storeu_si128(dst.add(i).cast(), v);
+                i += 16;
+            }
+            _mm_storeu_si128(dst.add(n - 16).cast(), v);
+        }
         return dst;
     }
     // SAFETY: the caller guarantees `dst` is writable for `n` bytes; `rep stosb` stores forwards.
@@ -299,6 +396,56 @@ mod tests {
                 // SAFETY: `shift + len <= 51`, inside the 64-byte array.
                 unsafe { memmove(p.add(shift), p, len) };
                 assert_eq!(buf, want, "len {len} shift {shift}");
+            }
+        }
+    }
+
+    #[test]
+    fn long_copies_and_fills_are_exact_at_every_size_class() {
+        extern crate std;
+        use std::vec::Vec;
+        let src: Vec<u8> = (0..5000u32).map(|i| (i * 31 + 7) as u8).collect();
+        for n in [
+            65, 79, 80, 127, 128, 129, 1000, 2047, 2048, 2049, 4096, 4111,
+        ] {
+            for at in 0..3 {
+                let mut dst = vec_of(0, 5000);
+                // SAFETY: `at + n <= 4114 < 5000` in both buffers.
+                unsafe { memcpy(dst.as_mut_ptr().add(at), src.as_ptr().add(1), n) };
+                assert_eq!(&dst[at..at + n], &src[1..1 + n], "copy of {n} at {at}");
+                assert!(dst[..at].iter().chain(&dst[at + n..]).all(|&b| b == 0));
+                let mut buf = vec_of(1, 5000);
+                // SAFETY: as above.
+                unsafe { memset(buf.as_mut_ptr().add(at), 0x5a, n) };
+                assert!(buf[at..at + n].iter().all(|&b| b == 0x5a), "fill of {n}");
+                assert!(buf[..at].iter().chain(&buf[at + n..]).all(|&b| b == 1));
+            }
+        }
+
+        fn vec_of(byte: u8, n: usize) -> Vec<u8> {
+            core::iter::repeat_n(byte, n).collect()
+        }
+    }
+
+    #[test]
+    fn long_overlapping_moves_match_copy_within_both_ways() {
+        for len in [16, 17, 31, 64, 65, 100, 200, 1000, 2100, 3000] {
+            for shift in [1, 2, 8, 15, 16, 17, 40, 64, 100] {
+                let mut up: [u8; 3200] = core::array::from_fn(|i| (i * 13) as u8);
+                let mut want = up;
+                want.copy_within(0..len, shift);
+                let p = up.as_mut_ptr();
+                // SAFETY: `shift + len <= 3100`, inside the array.
+                unsafe { memmove(p.add(shift), p, len) };
+                assert_eq!(up, want, "up: len {len} shift {shift}");
+
+                let mut down: [u8; 3200] = core::array::from_fn(|i| (i * 13) as u8);
+                let mut want = down;
+                want.copy_within(shift..shift + len, 0);
+                let p = down.as_mut_ptr();
+                // SAFETY: as above.
+                unsafe { memmove(p, p.add(shift), len) };
+                assert_eq!(down, want, "down: len {len} shift {shift}");
             }
         }
     }

@@ -24,6 +24,10 @@ struct SlotInfo {
     generation: u64,
     writable: bool,
     mapped: bool,
+    /// The end of the object's used bytes when this mapping first reported growth (0: not
+    /// yet), and how far the VMM has been asked to populate; see [`grown`].
+    grown_from: u64,
+    populated: u64,
 }
 
 const NO_SLOT: SlotInfo = SlotInfo {
@@ -31,7 +35,17 @@ const NO_SLOT: SlotInfo = SlotInfo {
     generation: 0,
     writable: false,
     mapped: false,
+    grown_from: 0,
+    populated: 0,
 };
+
+/// How much an object must grow through one mapping before the runtime asks the VMM to
+/// populate ahead of it, so that small objects take no more disk than they use.
+const POPULATE_AFTER: u64 = 2 << 20;
+/// The most asked for ahead of an object's used bytes (it grows with what the object grew by).
+const POPULATE_AHEAD_MAX: u64 = 16 << 20;
+/// Requests cover whole units of this many bytes.
+const POPULATE_UNIT: u64 = 2 << 20;
 
 /// The runtime's object state.
 pub struct Window {
@@ -170,6 +184,7 @@ pub fn map(id: ObjId, write: bool, keep: Option<usize>) -> Result<Mapping, ObjEr
             generation,
             writable: write,
             mapped: true,
+            ..NO_SLOT
         };
         w.cache.forget_slot(slot, slot_addr(slot as u64));
     } else {
@@ -283,6 +298,45 @@ pub(crate) fn occupant(slot: usize) -> Option<(ObjId, bool)> {
         .get(slot)
         .filter(|s| s.mapped)
         .map(|s| (s.id, s.writable))
+}
+
+/// Notes that the writable object in `slot` now uses its bytes up to offset `end` (an
+/// allocation or a longer byte stream). Once it has grown by [`POPULATE_AFTER`] through this
+/// mapping, the runtime keeps a region ahead of `end` (as large as the growth so far, up to
+/// [`POPULATE_AHEAD_MAX`]) requested from the VMM with ring op `POPULATE`, which faults those
+/// pages in on a host thread before this vCPU's first stores reach them. Costs two compares
+/// when nothing is to be asked; one ring submission per request, never a wait.
+#[inline]
+pub fn grown(slot: usize, end: u64) {
+    let Some(info) = window_mut().slots.get_mut(slot) else {
+        return;
+    };
+    if end.saturating_add(POPULATE_UNIT / 2) <= info.populated || !info.mapped || !info.writable {
+        return;
+    }
+    if info.grown_from == 0 {
+        info.grown_from = end;
+        info.populated = end;
+        return;
+    }
+    let grown = end.saturating_sub(info.grown_from);
+    if grown < POPULATE_AFTER {
+        return;
+    }
+    // From where the last request ended: a large allocation's own bytes are included, since
+    // its caller is about to fill them.
+    let from = info.populated;
+    let to = end
+        .saturating_add(grown.min(POPULATE_AHEAD_MAX))
+        .next_multiple_of(POPULATE_UNIT)
+        .min(abi::layout::DATA_END);
+    if to <= from {
+        return;
+    }
+    info.populated = to;
+    // A hint: if the ring is busy further up the stack the region is simply faulted in by
+    // the stores themselves.
+    let _ = crate::io::post(op::POPULATE, [slot as u64, from, to - from, 0, 0, 0]);
 }
 
 /// Caches FOT index `index` of the container in `slot` as targeting the object in `target`.

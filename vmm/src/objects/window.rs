@@ -350,6 +350,14 @@ impl HostWindow {
         Ok(())
     }
 
+    /// The host address `slot`'s object is mapped at, if one is.
+    pub fn host_addr(&self, slot: u32) -> Option<u64> {
+        match self.slots.get(slot as usize) {
+            Some(Some(b)) if b.mapped => Some(b.host),
+            _ => None,
+        }
+    }
+
     /// Memslots of `slot` so far.
     pub fn memslots(&self, slot: u32) -> u32 {
         match self.slots.get(slot as usize) {
