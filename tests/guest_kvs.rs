@@ -613,6 +613,130 @@ fn a_growing_store_is_populated_ahead_and_a_small_one_stays_small() {
 }
 
 #[test]
+fn mset_sets_every_key_or_none() {
+    if !kvm_available("mset_sets_every_key_or_none") {
+        return;
+    }
+    let store = temp_store();
+    let s = store.path();
+    // 1100 keys of 4 KiB: an MSET overwriting them all logs 4.4 MiB of old values, more than
+    // one transaction's 4 MiB log holds.
+    let keys: Vec<Vec<u8>> = (0..1100).map(|i| format!("k{i}").into_bytes()).collect();
+    let (old, new) = (vec![b'a'; 4096], vec![b'b'; 4096]);
+    let mset = |value: &[u8], n: usize| {
+        let mut args: Vec<&[u8]> = vec![b"MSET"];
+        for k in &keys[..n] {
+            args.push(k);
+            args.push(value);
+        }
+        cmd(&args)
+    };
+    let mut input = mset(&old, keys.len());
+    input.extend(mset(&new, keys.len()));
+    input.extend(cmd(&[b"GET", b"k0"]));
+    input.extend(cmd(&[b"GET", b"k1099"]));
+    input.extend(mset(&new, 10));
+    input.extend(cmd(&[b"GET", b"k9"]));
+    input.extend(cmd(&[b"GET", b"k10"]));
+    input.extend(cmd(&[b"DBSIZE"]));
+    assert_eq!(
+        parse_all(&serve(s, &input)),
+        [
+            Reply::Simple("OK".into()),
+            Reply::Error("ERR MSET too large for one transaction".into()),
+            Reply::Bulk(Some(old.clone())),
+            Reply::Bulk(Some(old.clone())),
+            Reply::Simple("OK".into()),
+            Reply::Bulk(Some(new.clone())),
+            Reply::Bulk(Some(old.clone())),
+            Reply::Int(1100),
+        ],
+        "the refused MSET changed nothing; the small one changed all of its keys"
+    );
+    check_clean(s);
+}
+
+/// A small tmpfs mounted for one test (needs the right to mount: root with CAP_SYS_ADMIN),
+/// unmounted when dropped.
+struct SmallFs(tempfile::TempDir);
+
+impl SmallFs {
+    fn mount(bytes: u64) -> Option<SmallFs> {
+        let dir = tempfile::tempdir().ok()?;
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        mounted.then_some(SmallFs(dir))
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.0.path()).status();
+    }
+}
+
+#[test]
+fn a_full_filesystem_refuses_writes_and_keeps_the_store_usable() {
+    if !kvm_available("a_full_filesystem_refuses_writes_and_keeps_the_store_usable") {
+        return;
+    }
+    let Some(fs) = SmallFs::mount(40 << 20) else {
+        println!("SKIP a_full_filesystem_refuses_writes_and_keeps_the_store_usable: cannot mount a tmpfs here");
+        return;
+    };
+    let s = fs.0.path().join("store");
+    let value = |i: u8| vec![b'a' + i % 26; 1 << 20];
+    // 60 values of 1 MiB into 40 MiB: the later ones cannot be stored.
+    let mut input = Vec::new();
+    for i in 0..60u8 {
+        input.extend(cmd(&[b"SET", format!("key{i}").as_bytes(), &value(i)]));
+    }
+    input.extend(cmd(&[b"DBSIZE"]));
+    // Space freed inside the store is used again.
+    input.extend(cmd(&[b"DEL", b"key0"]));
+    input.extend(cmd(&[b"SET", b"key0", &value(7)]));
+    input.extend(cmd(&[b"GET", b"key1"]));
+    let replies = parse_all(&serve(&s, &input));
+    assert_eq!(
+        replies.len(),
+        64,
+        "a reply for every request: the server kept running"
+    );
+    let stored = replies[..60]
+        .iter()
+        .take_while(|r| **r == Reply::Simple("OK".into()))
+        .count();
+    assert!((10..60).contains(&stored), "{stored} values stored");
+    let full = Reply::Error("ERR store error: No space left on device".into());
+    assert!(
+        replies[stored..60].iter().all(|r| *r == full),
+        "every later SET is refused: {:?}",
+        &replies[stored..60]
+    );
+    assert_eq!(
+        replies[60..],
+        [
+            Reply::Int(stored as i64),
+            Reply::Int(1),
+            Reply::Simple("OK".into()),
+            Reply::Bulk(Some(value(1))),
+        ]
+    );
+    // A later run finds everything stored and the index clean.
+    let last = format!("key{}", stored - 1);
+    let out = serve(&s, &cmd(&[b"GET", last.as_bytes()]));
+    assert_eq!(
+        parse_all(&out),
+        [Reply::Bulk(Some(value(stored as u8 - 1)))]
+    );
+    check_clean(&s);
+}
+
+#[test]
 fn the_index_grows_and_scans_see_every_key_once() {
     if !kvm_available("the_index_grows_and_scans_see_every_key_once") {
         return;

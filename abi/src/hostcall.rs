@@ -83,6 +83,12 @@ pub mod nr {
     /// "capability expired at ...") to `args[0]` (at most `args[1]` bytes). Returns the text's
     /// full length (0 when no call has been refused).
     pub const ERR_REASON: u64 = 16;
+    /// Have the host allocate the file space behind `args[2]` bytes at offset `args[1]` of the
+    /// writable object in slot `args[0]` before the guest first stores there, so that a full
+    /// filesystem is an error the guest can handle (`-ENOSPC`) rather than a page the host
+    /// cannot back. Returns 0 (also where the filesystem cannot allocate ahead); `-EINVAL` for
+    /// a range outside the object or a slot without a writable object.
+    pub const OBJ_RESERVE: u64 = 17;
 }
 
 /// Length in bytes of an object ID as host calls read and write it.

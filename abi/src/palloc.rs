@@ -327,6 +327,8 @@ fn bump<M: ObjectMemory>(
             available: (DATA_END - top).saturating_sub(BLOCK_HEADER),
         });
     }
+    mem.reserve(obj, top, bsize)
+        .map_err(|e| AllocError::Tx(TxError::Memory(e)))?;
     // The header lies above the old top: nothing there to undo.
     set(mem, tx, obj, META_ALLOC_TOP, top + bsize)?;
     let mut h = [0u8; 16];

@@ -347,6 +347,12 @@ pub trait ObjectMemory {
     fn flush(&mut self, obj: ObjId, offset: u64, len: u64) -> Result<(), Self::Error>;
     /// Waits until every range flushed so far is durable.
     fn fence(&mut self) -> Result<(), Self::Error>;
+    /// Makes sure the storage behind `len` bytes at `offset` of `obj`, about to be written for
+    /// the first time (a block carved off the top of the heap), exists, so that a full
+    /// filesystem fails here rather than at the first store. Nothing to do by default.
+    fn reserve(&mut self, _obj: ObjId, _offset: u64, _len: u64) -> Result<(), Self::Error> {
+        Ok(())
+    }
 }
 
 /// What is wrong with a log.

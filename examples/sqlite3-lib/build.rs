@@ -7,11 +7,9 @@
 
 use std::env;
 use std::path::PathBuf;
-use std::process::Command;
 
-/// The package that ships the amalgamation, and its pinned version.
-const SOURCE_PACKAGE: &str = "libsqlite3-sys";
-const SOURCE_VERSION: &str = "0.40.0";
+#[path = "amalgamation.rs"]
+mod amalgamation;
 
 /// Compile-time options: no OS layer (the guest brings its VFS), no threads, memory from one
 /// region (memsys5 on SQLITE_CONFIG_HEAP), temporary tables in memory, no extensions or local
@@ -38,7 +36,10 @@ const OPTIONS: &[(&str, Option<&str>)] = &[
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
-    let dir = match amalgamation_dir() {
+    println!("cargo:rerun-if-changed=amalgamation.rs");
+    let manifest =
+        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default()).join("Cargo.toml");
+    let dir = match amalgamation::dir(&manifest) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("error: cannot find SQLite's amalgamation: {e}");
@@ -59,50 +60,4 @@ fn main() {
         b.define(k, *v);
     }
     b.compile("sqlite3");
-}
-
-/// The `sqlite3/` folder of the pinned `libsqlite3-sys`, from `cargo metadata`.
-fn amalgamation_dir() -> Result<PathBuf, String> {
-    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").ok_or("no manifest dir")?)
-        .join("Cargo.toml");
-    let out = Command::new(cargo)
-        .args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--locked",
-            "--manifest-path",
-        ])
-        .arg(&manifest)
-        .output()
-        .map_err(|e| format!("cannot run cargo metadata: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "cargo metadata failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    let meta: serde_json::Value =
-        serde_json::from_slice(&out.stdout).map_err(|e| format!("bad cargo metadata: {e}"))?;
-    let packages = meta["packages"]
-        .as_array()
-        .ok_or("no packages in metadata")?;
-    let pkg = packages
-        .iter()
-        .find(|p| p["name"] == SOURCE_PACKAGE && p["version"] == SOURCE_VERSION)
-        .ok_or(format!(
-            "{SOURCE_PACKAGE} {SOURCE_VERSION} is not in the dependency graph"
-        ))?;
-    let manifest_path = pkg["manifest_path"]
-        .as_str()
-        .ok_or("package without a manifest path")?;
-    let dir = PathBuf::from(manifest_path)
-        .parent()
-        .ok_or("manifest path without a folder")?
-        .join("sqlite3");
-    if !dir.join("sqlite3.c").is_file() {
-        return Err(format!("{} has no sqlite3.c", dir.display()));
-    }
-    Ok(dir)
 }

@@ -335,6 +335,16 @@ pub unsafe extern "C" fn twz_obj_set_size(o: *mut TwzObj, size: u64) -> c_int {
         Ok(m) => m,
         Err(e) => return neg(e),
     };
+    // A longer stream gets its file space before the caller stores there: a full filesystem
+    // is -ENOSPC here, not a page the host cannot back.
+    if let (Some(slot), Ok(old)) = (abi::memmap::slot_of(m as u64), stream_len(h)) {
+        if size > old {
+            let used = BASE_OFFSET + old;
+            if let Err(e) = crate::object::sys::reserve(slot as usize, used, BASE_OFFSET + size) {
+                return neg(e);
+            }
+        }
+    }
     // SAFETY: the header lies in the writable mapping; single aligned u64 stores, the length last
     // so a crash never pairs a new length with a stream that is not marked RAW.
     unsafe {

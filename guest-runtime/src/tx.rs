@@ -23,7 +23,7 @@ use alloc::vec::Vec;
 use core::cell::UnsafeCell;
 use core::fmt;
 
-use abi::layout::OBJ_SIZE;
+use abi::layout::{LOG_OFFSET, LOG_SIZE, OBJ_SIZE};
 use abi::memmap::{slot_addr, slot_of};
 use abi::palloc::{self, AllocError};
 use abi::ring::{FlushRange, FLUSH_MANY_MAX};
@@ -229,9 +229,21 @@ impl ObjectMemory for WindowMemory {
     #[inline]
     fn write(&mut self, obj: ObjId, offset: u64, data: &[u8]) -> Result<(), ObjError> {
         let at = self.addr(obj, offset, data.len() as u64)?;
+        if (LOG_OFFSET..LOG_OFFSET + LOG_SIZE).contains(&offset) {
+            // Log records: the file space behind them exists before they are stored.
+            sys::reserve_log(
+                slot_of(at).unwrap_or(0) as usize,
+                offset + data.len() as u64,
+            )?;
+        }
         // SAFETY: as in `read`; the object is mapped writable (`slot` maps with write rights).
         unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), at as *mut u8, data.len()) };
         Ok(())
+    }
+
+    fn reserve(&mut self, obj: ObjId, offset: u64, len: u64) -> Result<(), ObjError> {
+        let slot = self.slot(obj)?;
+        sys::reserve(slot, offset, offset.saturating_add(len))
     }
 
     fn flush(&mut self, obj: ObjId, offset: u64, len: u64) -> Result<(), ObjError> {

@@ -10,7 +10,7 @@
 //! guest's window itself, then opens an object without a second 1 GiB `mmap` (and its `munmap`).
 
 use std::fs::{File, OpenOptions};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -256,25 +256,27 @@ impl MappedObject {
     /// if neither works.
     pub fn meta(&self) -> ObjMeta {
         let mut raw = [0u8; 256];
-        match self.map() {
-            Ok(m) => m.copy_out(META_OFFSET as usize, &mut raw),
-            Err(_) => {
-                if self.file.read_exact_at(&mut raw, META_OFFSET).is_err() {
-                    raw = [0; 256];
-                }
-            }
+        if self.file.read_exact_at(&mut raw, META_OFFSET).is_err() {
+            raw = [0; 256];
         }
         ObjMeta::from_bytes(&raw)
     }
 
     /// Copies bytes at `offset` into `buf`.
+    ///
+    /// Reads and writes of single ranges go through the file (`pread`/`pwrite`, the same page
+    /// cache as every mapping) rather than a mapping: when the filesystem is full, touching a
+    /// page a mapping has not backed yet raises `SIGBUS` (tmpfs even on a read), while the
+    /// system calls just fail with `ENOSPC`.
     pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
         check_range(self.id, offset, buf.len() as u64, "the object", 0, OBJ_SIZE)?;
-        self.map()?.copy_out(offset as usize, buf);
-        Ok(())
+        self.file
+            .read_exact_at(buf, offset)
+            .map_err(StoreError::io(&self.path))
     }
 
     /// Stores `data` at `offset`, anywhere past the null page. Not durable until [`flush`](Self::flush).
+    /// `ENOSPC` comes back as an error (see [`read_at`](Self::read_at)).
     pub fn write_at(&self, offset: u64, data: &[u8]) -> Result<()> {
         if !self.is_writable() {
             return Err(StoreError::ReadOnly(self.id));
@@ -287,8 +289,9 @@ impl MappedObject {
             BASE_OFFSET,
             OBJ_SIZE,
         )?;
-        self.map()?.copy_in(offset as usize, data);
-        Ok(())
+        self.file
+            .write_all_at(data, offset)
+            .map_err(StoreError::io(&self.path))
     }
 
     /// Stores `data` in the data region and raises `alloc_top` to cover it.
@@ -313,7 +316,7 @@ impl MappedObject {
     pub fn fot_entry(&self, index: u32) -> Result<FotEntry> {
         let off = fot_entry_offset(index).ok_or(StoreError::BadFotIndex { id: self.id, index })?;
         let mut raw = [0u8; FOT_ENTRY_SIZE as usize];
-        self.map()?.copy_out(off as usize, &mut raw);
+        self.read_at(off, &mut raw)?;
         Ok(FotEntry::from_bytes(&raw))
     }
 
@@ -332,6 +335,37 @@ impl MappedObject {
             off + abi::fot::FLAGS_OFFSET as u64,
             &entry.flags.to_le_bytes(),
         )
+    }
+
+    /// Allocates the file's blocks for `offset..offset+len` (`fallocate`, size unchanged), so
+    /// that later stores through any mapping cannot fail for want of space. A filesystem that
+    /// cannot allocate ahead (`EOPNOTSUPP`) is left as it is: stores allocate as they go there.
+    pub fn reserve(&self, offset: u64, len: u64) -> Result<()> {
+        if !self.is_writable() {
+            return Err(StoreError::ReadOnly(self.id));
+        }
+        check_range(self.id, offset, len, "the object", 0, OBJ_SIZE)?;
+        // Both fit in i64: the range lies inside a 1 GiB object.
+        // SAFETY: fallocate on our own descriptor; it changes no byte the object reads.
+        let rc = unsafe {
+            libc::fallocate(
+                self.file.as_raw_fd(),
+                0,
+                offset as libc::off_t,
+                len as libc::off_t,
+            )
+        };
+        if rc == 0 {
+            return Ok(());
+        }
+        let error = std::io::Error::last_os_error();
+        match error.raw_os_error() {
+            Some(libc::EOPNOTSUPP) => Ok(()),
+            _ => Err(StoreError::Io {
+                path: self.path.clone(),
+                error,
+            }),
+        }
     }
 
     /// Makes stores to `offset..offset+len` durable (`msync(MS_SYNC)` of the covering pages).

@@ -154,7 +154,10 @@ impl Mapping {
         self.durability
     }
 
-    /// Copies `buf.len()` bytes at `offset` out; the caller has bounds-checked the range.
+    /// Copies `buf.len()` bytes at `offset` out; the caller has bounds-checked the range. (The
+    /// store reads and writes through the file instead, see `MappedObject::read_at`; these two
+    /// check in tests that the mapping and the file agree.)
+    #[cfg(test)]
     pub(crate) fn copy_out(&self, offset: usize, buf: &mut [u8]) {
         debug_assert!(offset.checked_add(buf.len()).is_some_and(|e| e <= self.len));
         // SAFETY: offset+len lies inside the live mapping (checked by every caller); the
@@ -169,6 +172,7 @@ impl Mapping {
     }
 
     /// Copies `data` in at `offset`; the caller has bounds-checked and checked writability.
+    #[cfg(test)]
     pub(crate) fn copy_in(&self, offset: usize, data: &[u8]) {
         debug_assert!(
             self.writable

@@ -15,6 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 
+#[path = "../../examples/sqlite3-lib/amalgamation.rs"]
+mod amalgamation;
+
 /// The repository root.
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -69,44 +72,9 @@ impl Opt {
     }
 }
 
-/// The folder holding `sqlite3.c` and `sqlite3.h`, from `cargo metadata` of the guest workspace
-/// (as `examples/sqlite3-lib/build.rs` finds it).
+/// The folder holding `sqlite3.c` and `sqlite3.h` (as `examples/sqlite3-lib/build.rs` finds it).
 pub fn amalgamation_dir() -> Result<PathBuf, String> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let manifest = root().join("examples/Cargo.toml");
-    let out = Command::new(cargo)
-        .args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--locked",
-            "--manifest-path",
-        ])
-        .arg(&manifest)
-        .output()
-        .map_err(|e| format!("cannot run cargo metadata: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "cargo metadata failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    let meta: serde_json::Value =
-        serde_json::from_slice(&out.stdout).map_err(|e| format!("bad cargo metadata: {e}"))?;
-    let manifest_path = meta["packages"]
-        .as_array()
-        .and_then(|ps| ps.iter().find(|p| p["name"] == "libsqlite3-sys"))
-        .and_then(|p| p["manifest_path"].as_str())
-        .ok_or("libsqlite3-sys is not in the guest workspace's dependency graph")?;
-    let dir = Path::new(manifest_path)
-        .parent()
-        .ok_or("manifest path without a folder")?
-        .join("sqlite3");
-    if dir.join("sqlite3.c").is_file() {
-        Ok(dir)
-    } else {
-        Err(format!("{} has no sqlite3.c", dir.display()))
-    }
+    amalgamation::dir(&root().join("examples/Cargo.toml"))
 }
 
 /// Where native builds are kept.

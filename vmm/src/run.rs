@@ -16,6 +16,7 @@
 //! Exit statuses: the guest's own status for `EXIT`; 101 after a guest panic; 139 after a fault
 //! (exception, triple fault, unmapped access, KVM refusing the guest); 124 after `--timeout`.
 
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -77,6 +78,13 @@ pub enum RunError {
     /// `KVM_RUN` itself failed.
     #[error("KVM_RUN failed: {0}")]
     KvmRun(kvm_ioctls::Error),
+    /// KVM could not back a page the guest touched because the store's filesystem is full.
+    #[error(
+        "the guest touched a page of an object that could not be allocated: the filesystem of \
+         the store {} is full (everything committed before is intact)",
+        .0.display()
+    )]
+    StoreFull(PathBuf),
     /// The security context (`--ctx`, `--cap`) cannot be built.
     #[error(transparent)]
     Context(#[from] ContextError),
@@ -91,6 +99,29 @@ pub enum RunError {
     /// The stream device (`--listen`) cannot be set up.
     #[error(transparent)]
     Net(#[from] crate::net::NetError),
+}
+
+/// Why `KVM_RUN` failed: `EFAULT` with the store's filesystem (nearly) full means KVM could not
+/// get a page of an object file for the guest (the host's page fault failed with `ENOSPC`).
+fn run_failure(e: kvm_ioctls::Error, store: Option<&Path>) -> RunError {
+    match store {
+        Some(dir) if e.errno() == libc::EFAULT && free_bytes(dir).is_some_and(|b| b < 4 << 20) => {
+            RunError::StoreFull(dir.to_path_buf())
+        }
+        _ => RunError::KvmRun(e),
+    }
+}
+
+/// Bytes an unprivileged writer may still allocate on the filesystem holding `dir`.
+fn free_bytes(dir: &Path) -> Option<u64> {
+    let path = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).ok()?;
+    // SAFETY: an all-zero `statvfs` is a valid value for the kernel to overwrite.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is NUL-terminated and `st` is a valid out-parameter.
+    if unsafe { libc::statvfs(path.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    Some(st.f_bavail.saturating_mul(st.f_frsize))
 }
 
 /// What to run and how.
@@ -109,7 +140,7 @@ pub struct RunConfig {
     pub console: Arc<Console>,
     /// The object store directory (opened, or created, at start); `None`: object calls fail
     /// with `-ENOSYS`.
-    pub store: Option<std::path::PathBuf>,
+    pub store: Option<PathBuf>,
     /// Object-window slots the guest may use at once (least recently mapped evicted beyond).
     pub slots: u32,
     /// The store is on persistent memory: every object must map `MAP_SYNC`, and the guest is
@@ -416,7 +447,7 @@ pub fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         let exit = match vcpu.run() {
             Ok(e) => classify(e, objects.as_deref()),
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => Exit::Interrupted,
-            Err(e) => break Err(RunError::KvmRun(e)),
+            Err(e) => break Err(run_failure(e, config.store.as_deref())),
         };
         stats.guest_time += t0.elapsed();
         stats.exit(exit_kind(&exit));

@@ -29,6 +29,7 @@ const CALL_NAMES: [&str; crate::hostcall::CALL_BUCKETS] = [
     "obj_unbind",
     "obj_delete",
     "err_reason",
+    "obj_reserve",
     "unknown",
 ];
 

@@ -391,11 +391,23 @@ static void cmd_mget(resp_conn *c) {
 
 static void cmd_mset(resp_conn *c) {
     if (c->argc % 2 == 0) return add_err(c, "ERR wrong number of arguments for 'mset' command");
-    for (size_t i = 1; i < c->argc; i += 2) {
-        int rc = kvs_set(c->k, c->argv[i], c->argl[i], c->argv[i + 1], c->argl[i + 1], 0, 0);
-        if (rc < 0) return store_err(c, rc);
+    size_t n = (c->argc - 1) / 2;
+    const void **keys = malloc(2 * n * sizeof *keys);
+    size_t *lens = malloc(2 * n * sizeof *lens);
+    int rc = keys && lens ? 0 : -ENOMEM;
+    for (size_t i = 0; !rc && i < n; i++) {
+        keys[i] = c->argv[1 + 2 * i];
+        lens[i] = c->argl[1 + 2 * i];
+        keys[n + i] = c->argv[2 + 2 * i];
+        lens[n + i] = c->argl[2 + 2 * i];
     }
-    add_ok(c);
+    /* One transaction: every key is set, or (on an error) none. */
+    if (!rc) rc = kvs_mset(c->k, n, keys, lens, keys + n, lens + n);
+    free(keys);
+    free(lens);
+    if (rc == -E2BIG) add_err(c, "ERR MSET too large for one transaction");
+    else if (rc < 0) store_err(c, rc);
+    else add_ok(c);
 }
 
 static void cmd_append(resp_conn *c) {

@@ -239,12 +239,13 @@ static int resize(kvs *k, uint64_t n) {
 }
 
 /* Keeps the load (live + tombstones) at most 0.7; after a resize it is 0.25 to 0.5. */
-static int make_room(kvs *k) {
+/* Grows the table, if needed, so that `more` keys fit below the load limit. */
+static int make_room(kvs *k, size_t more) {
     struct root *r = twz_obj_base(k->idx);
     if (!r) return -EIO;
-    if ((r->count + r->tombs + 1) * 10 <= r->nslots * 7) return 0;
+    if ((r->count + r->tombs + more) * 10 <= r->nslots * 7) return 0;
     uint64_t n = MIN_SLOTS;
-    while (n < (r->count + 1) * 2) n *= 2;
+    while (n < (r->count + more) * 2) n *= 2;
     return resize(k, n);
 }
 
@@ -354,24 +355,24 @@ int kvs_expiry(kvs *k, const void *key, size_t klen, uint64_t *expire_ns) {
     return 0;
 }
 
-/* Sets `key` to the concatenation of `a` and `b` (either may point into the old value). */
-static int put(kvs *k, const void *key, size_t klen, const void *a, size_t alen, const void *b,
-               size_t blen, uint64_t expire, int flags) {
+/* Sets `key` to the concatenation of `a` and `b` (either may point into the old value) inside
+ * `tx`, on the current table (`make_room` has made room for it). 1 when KVS_NX / KVS_XX says not
+ * to, having changed nothing. */
+static int put_in(kvs *k, twz_tx *tx, const void *key, size_t klen, const void *a, size_t alen,
+                  const void *b, size_t blen, uint64_t expire, int flags) {
     struct root *r;
     struct slot *t, *s;
     struct rec *old, *nr;
-    twz_tx *tx;
     size_t vlen = alen + blen;
     int rc;
     if (klen > UINT32_MAX) return -EFBIG;
-    if ((rc = make_room(k)) || (rc = view(k, &r, &t))) return rc;
+    if ((rc = view(k, &r, &t))) return rc;
     uint64_t h = kvs_hash(key, klen);
     s = probe(t, r->nslots, h, key, klen, &old);
     int live = old && !expired(old);
     if (((flags & KVS_NX) && live) || ((flags & KVS_XX) && !live)) return 1;
     if ((flags & KVS_KEEPTTL) && live) expire = old->expire;
     if (old && (rc = writable(k, old))) return rc;
-    if ((rc = twz_tx_begin(k->idx, &tx))) return rc;
     if (old && old->vlen == vlen && vlen <= INPLACE_MAX) {
         if (old->expire != expire) rc = twz_tx_record(tx, &old->expire, sizeof old->expire);
         if (!rc) rc = twz_tx_record(tx, rval(old), vlen);
@@ -380,7 +381,7 @@ static int put(kvs *k, const void *key, size_t klen, const void *a, size_t alen,
             memmove(rval(old), a, alen);
             memcpy(rval(old) + alen, b, blen);
         }
-        return finish(tx, rc);
+        return rc;
     }
     size_t size = sizeof *nr + klen + vlen;
     if (!(rc = alloc_rec(k, r, tx, size, &nr))) {
@@ -400,6 +401,30 @@ static int put(kvs *k, const void *key, size_t klen, const void *a, size_t alen,
         s->hash = h;
     }
     if (!rc) rc = twz_ptr_store(k->idx, &s->rec, nr);
+    return rc;
+}
+
+/* put_in in a transaction of its own. */
+static int put(kvs *k, const void *key, size_t klen, const void *a, size_t alen, const void *b,
+               size_t blen, uint64_t expire, int flags) {
+    twz_tx *tx;
+    int rc;
+    if ((rc = make_room(k, 1)) || (rc = twz_tx_begin(k->idx, &tx))) return rc;
+    rc = put_in(k, tx, key, klen, a, alen, b, blen, expire, flags);
+    if (rc == 1) {
+        twz_tx_abort(tx);
+        return 1;
+    }
+    return finish(tx, rc);
+}
+
+int kvs_mset(kvs *k, size_t n, const void *const *keys, const size_t *klens,
+             const void *const *vals, const size_t *vlens) {
+    twz_tx *tx;
+    int rc;
+    if ((rc = make_room(k, n)) || (rc = twz_tx_begin(k->idx, &tx))) return rc;
+    for (size_t i = 0; i < n && !rc; i++)
+        rc = put_in(k, tx, keys[i], klens[i], vals[i], vlens[i], NULL, 0, 0, 0);
     return finish(tx, rc);
 }
 

@@ -31,6 +31,11 @@ int kvs_get(kvs *k, const void *key, size_t klen, const void **val, size_t *vlen
  * stored because of KVS_NX / KVS_XX; -EFBIG for a record larger than a data object. */
 int kvs_set(kvs *k, const void *key, size_t klen, const void *val, size_t vlen,
             uint64_t expire_ns, int flags);
+/* Sets `n` keys to their values (no expiry) in one transaction: all or none. 0, or an error with
+ * nothing changed; -E2BIG when the changes outgrow the transaction log (about 4 MiB of old
+ * values and index updates). */
+int kvs_mset(kvs *k, size_t n, const void *const *keys, const size_t *klens,
+             const void *const *vals, const size_t *vlens);
 /* Deletes `key`: 0 deleted, 1 absent. */
 int kvs_del(kvs *k, const void *key, size_t klen);
 /* Adds `by` to the integer value of `key` (0 if absent), result in `*out`. -EINVAL if the value

@@ -2,6 +2,7 @@
  * with -fno-builtin and -fno-tree-loop-distribute-patterns so gcc does not turn these loops
  * into calls to themselves. */
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -98,21 +99,31 @@ char *TWZ_LIBC(strstr)(const char *hay, const char *needle) {
     return NULL;
 }
 
-static int in_set(char c, const char *set) {
-    for (; *set; set++)
-        if (*set == c) return 1;
-    return 0;
+/* The bytes of `set` as a 256-bit map (bit 0, the terminator, set when `with_nul`): one load
+ * and test per byte of the scanned string instead of a pass over the set. */
+static void byte_map(uint64_t map[4], const char *set, int with_nul) {
+    map[0] = map[1] = map[2] = map[3] = 0;
+    for (const unsigned char *p = (const unsigned char *)set; *p; p++) map[*p >> 6] |= 1ull << (*p & 63);
+    if (with_nul) map[0] |= 1;
 }
 
+static int in_map(const uint64_t map[4], unsigned char c) { return (map[c >> 6] >> (c & 63)) & 1; }
+
 size_t TWZ_LIBC(strspn)(const char *s, const char *accept) {
+    uint64_t map[4];
+    byte_map(map, accept, 0);
+    const unsigned char *p = (const unsigned char *)s;
     size_t n = 0;
-    while (s[n] && in_set(s[n], accept)) n++;
+    while (in_map(map, p[n])) n++;
     return n;
 }
 
 size_t TWZ_LIBC(strcspn)(const char *s, const char *reject) {
+    uint64_t map[4];
+    byte_map(map, reject, 1);
+    const unsigned char *p = (const unsigned char *)s;
     size_t n = 0;
-    while (s[n] && !in_set(s[n], reject)) n++;
+    while (!in_map(map, p[n])) n++;
     return n;
 }
 

@@ -345,6 +345,14 @@ fn string_searches() {
         );
         assert_eq!(twz_strcspn(h.as_ptr(), c", ".as_ptr()), 5);
         assert_eq!(twz_strspn(h.as_ptr(), c"hel".as_ptr()), 4);
+        // Empty sets, a set that covers the whole string, bytes above 127.
+        assert_eq!(twz_strcspn(h.as_ptr(), c"".as_ptr()), 12);
+        assert_eq!(twz_strspn(h.as_ptr(), c"".as_ptr()), 0);
+        assert_eq!(twz_strspn(c"abcabc".as_ptr(), c"cba".as_ptr()), 6);
+        let high = c"ab\xc3\xa9cd\xff";
+        assert_eq!(twz_strcspn(high.as_ptr(), c"\xff\xa9".as_ptr()), 3);
+        assert_eq!(twz_strspn(high.as_ptr(), c"ba\xc3".as_ptr()), 3);
+        assert_eq!(twz_strcspn(high.as_ptr(), c"\xfe".as_ptr()), 7);
         assert_eq!(
             twz_strrchr(h.as_ptr(), b'o' as c_int) as usize - h.as_ptr() as usize,
             8

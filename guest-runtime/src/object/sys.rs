@@ -28,6 +28,12 @@ struct SlotInfo {
     /// yet), and how far the VMM has been asked to populate; see [`grown`].
     grown_from: u64,
     populated: u64,
+    /// How far the host has allocated file space for the data region (0: not asked yet) and
+    /// for the transaction log, through this mapping; see [`reserve`].
+    reserved: u64,
+    log_reserved: u64,
+    /// The used end when [`reserve`] was first asked through this mapping.
+    reserve_base: u64,
 }
 
 const NO_SLOT: SlotInfo = SlotInfo {
@@ -37,7 +43,15 @@ const NO_SLOT: SlotInfo = SlotInfo {
     mapped: false,
     grown_from: 0,
     populated: 0,
+    reserved: 0,
+    log_reserved: 0,
+    reserve_base: 0,
 };
+
+/// File space is reserved ahead in steps of at least this many bytes...
+const RESERVE_MIN: u64 = 64 << 10;
+/// ...growing with what the object grew by, up to this many.
+const RESERVE_MAX: u64 = 2 << 20;
 
 /// How much an object must grow through one mapping before the runtime asks the VMM to
 /// populate ahead of it, so that small objects take no more disk than they use.
@@ -337,6 +351,77 @@ pub fn grown(slot: usize, end: u64) {
     // A hint: if the ring is busy further up the stack the region is simply faulted in by
     // the stores themselves.
     let _ = crate::io::post(op::POPULATE, [slot as u64, from, to - from, 0, 0, 0]);
+}
+
+/// Makes sure the host has allocated the file space behind the data region of the writable
+/// object in `slot` up to offset `end` before the guest stores there (host call
+/// `OBJ_RESERVE`), so that a full filesystem is `Host(ENOSPC)` here, an error the program can
+/// report, rather than a page the host cannot back, which ends the run. `used` is the end of
+/// the object's used bytes (space below it is taken as allocated). Reserves ahead (64 KiB to
+/// 2 MiB, growing with the object), so a growing object makes one host call per step.
+pub fn reserve(slot: usize, used: u64, end: u64) -> Result<(), ObjError> {
+    let Some(info) = window_mut().slots.get_mut(slot) else {
+        return Ok(());
+    };
+    if !info.mapped || !info.writable {
+        return Ok(());
+    }
+    if info.reserved == 0 {
+        info.reserved = used.max(abi::layout::BASE_OFFSET);
+        info.reserve_base = info.reserved;
+    }
+    if end <= info.reserved {
+        return Ok(());
+    }
+    let step = end
+        .saturating_sub(info.reserve_base)
+        .clamp(RESERVE_MIN, RESERVE_MAX);
+    let to = end
+        .saturating_add(step)
+        .next_multiple_of(RESERVE_MIN)
+        .min(abi::layout::DATA_END)
+        .max(end);
+    let from = info.reserved;
+    reserve_range(slot, from, to)?;
+    if let Some(info) = window_mut().slots.get_mut(slot) {
+        info.reserved = to;
+    }
+    Ok(())
+}
+
+/// [`reserve`] for the transaction log region, whose writes go through the runtime: up to `end`.
+pub fn reserve_log(slot: usize, end: u64) -> Result<(), ObjError> {
+    let Some(info) = window_mut().slots.get_mut(slot) else {
+        return Ok(());
+    };
+    let log_end = abi::layout::LOG_OFFSET + abi::layout::LOG_SIZE;
+    if !info.mapped || !info.writable || end <= info.log_reserved || end > log_end {
+        return Ok(());
+    }
+    let from = info.log_reserved.max(abi::layout::LOG_OFFSET);
+    let to = end
+        .saturating_add(RESERVE_MIN)
+        .next_multiple_of(RESERVE_MIN)
+        .min(log_end);
+    reserve_range(slot, from, to)?;
+    if let Some(info) = window_mut().slots.get_mut(slot) {
+        info.log_reserved = to;
+    }
+    Ok(())
+}
+
+fn reserve_range(slot: usize, from: u64, to: u64) -> Result<(), ObjError> {
+    if to <= from {
+        return Ok(());
+    }
+    // SAFETY: OBJ_RESERVE touches no Rust memory.
+    match result(unsafe { raw(nr::OBJ_RESERVE, [slot as u64, from, to - from, 0, 0, 0]) }) {
+        Ok(_) => Ok(()),
+        // A host without the call (or a slot it no longer holds writable) cannot reserve:
+        // stores then allocate as they go, as before.
+        Err(ObjError::Host(Errno::ENOSYS)) | Err(ObjError::Host(Errno::EINVAL)) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Caches FOT index `index` of the container in `slot` as targeting the object in `target`.

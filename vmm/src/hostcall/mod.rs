@@ -27,7 +27,7 @@ use access::GuestAccess;
 use console::Console;
 
 /// Buckets of [`HostCalls::counts`]: one per call number, the last for unknown numbers.
-pub const CALL_BUCKETS: usize = 18;
+pub const CALL_BUCKETS: usize = 19;
 /// Longest a `RING_WAIT` sleeps before it looks at the stop flag again.
 pub const RING_WAIT_SLICE: Duration = Duration::from_millis(10);
 /// Largest chunk `RANDOM` fills per call.
@@ -161,6 +161,12 @@ impl<'a> HostCalls<'a> {
                 };
                 calls.err_reason(&req.args)
             }
+            nr::OBJ_RESERVE => match self.objects {
+                Some(o) => o
+                    .reserve(req.args[0], req.args[1], req.args[2])
+                    .map_or_else(|e| e, |()| 0),
+                None => -ENOSYS,
+            },
             _ => -ENOSYS,
         };
         // read_block checked that the block is user-writable.

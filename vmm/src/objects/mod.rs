@@ -17,7 +17,7 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use abi::hostcall::errno::{EEXIST, EINVAL, EIO, ENOENT, ENOMEM};
+use abi::hostcall::errno::{EEXIST, EINVAL, EIO, ENOENT, ENOMEM, ENOSPC};
 use abi::hostcall::map_result;
 use abi::id::ObjId;
 use abi::layout::OBJ_SIZE;
@@ -84,6 +84,8 @@ struct State {
     /// The flush worker's handle on each mapped writable object that has been flushed, dropped
     /// when the object leaves its slot.
     flush_files: HashMap<ObjId, Arc<flusher::FlushFile>>,
+    /// Per slot, how often its occupant changed (for queued populate jobs).
+    occupancy: Arc<populator::Occupancy>,
     stats: ObjectStats,
     security: SecurityContext,
     /// Why the most recent refused call was refused (`ERR_REASON`).
@@ -93,6 +95,7 @@ struct State {
 impl State {
     /// Empties `slot` (its host mapping already removed) and forgets what hung on its object.
     fn vacate(&mut self, slot: u32) {
+        self.occupancy.vacated(slot);
         if let Some(old) = self.table.remove(slot) {
             self.flush_files.remove(&old.id);
         }
@@ -165,6 +168,11 @@ pub fn errno_of(e: &StoreError) -> i64 {
         StoreError::InvalidName { .. } | StoreError::OutOfBounds { .. } => EINVAL,
         StoreError::ReadOnly(_) => abi::hostcall::errno::EACCES,
         StoreError::Busy(_) => abi::hostcall::errno::EBUSY,
+        StoreError::Io { error, .. }
+            if matches!(error.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) =>
+        {
+            ENOSPC
+        }
         _ => EIO,
     }
 }
@@ -186,6 +194,7 @@ impl Objects {
             mem,
             state: Mutex::new(State {
                 table: SlotTable::new(budget),
+                occupancy: populator::Occupancy::new(budget),
                 window: window::HostWindow::default(),
                 seen: HashSet::new(),
                 flush_files: HashMap::new(),
@@ -465,6 +474,23 @@ impl Objects {
         Ok(out)
     }
 
+    /// Allocates the file space behind `len` bytes at `offset` of the writable object in `slot`
+    /// (host call `OBJ_RESERVE`): `-ENOSPC` when the filesystem is full.
+    pub fn reserve(&self, slot: u64, offset: u64, len: u64) -> Result<(), i64> {
+        let slot = u32::try_from(slot).map_err(|_| -EINVAL)?;
+        let end = offset.checked_add(len).ok_or(-EINVAL)?;
+        if end > OBJ_SIZE {
+            return Err(-EINVAL);
+        }
+        let st = self.state();
+        match st.table.get(slot) {
+            Some(entry) if entry.writable => {
+                entry.handle.reserve(offset, len).map_err(|e| errno_of(&e))
+            }
+            _ => Err(-EINVAL),
+        }
+    }
+
     /// Has `len` bytes at `offset` of the writable object in `slot` faulted in ahead of the
     /// guest's first stores, on the populate worker (ring op `POPULATE`); returns at once.
     pub fn populate(&self, slot: u64, offset: u64, len: u64) -> Result<(), i64> {
@@ -473,14 +499,19 @@ impl Objects {
         if end > OBJ_SIZE {
             return Err(-EINVAL);
         }
-        let host = {
+        let (host, ticket) = {
             let mut st = self.state();
             match st.table.get(slot) {
                 Some(entry) if entry.writable => {}
                 _ => return Err(-EINVAL),
             }
             st.stats.populates += 1;
-            st.window.host_addr(slot).ok_or(-EINVAL)?
+            let ticket = populator::Ticket {
+                occupancy: st.occupancy.clone(),
+                slot,
+                generation: st.occupancy.generation(slot),
+            };
+            (st.window.host_addr(slot).ok_or(-EINVAL)?, ticket)
         };
         let worker = self
             .populator
@@ -498,6 +529,7 @@ impl Objects {
                 addr,
                 len,
                 huge: self.huge_growth,
+                ticket,
             });
         }
         Ok(())

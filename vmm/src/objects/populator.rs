@@ -6,15 +6,61 @@
 //! worker runs `MADV_POPULATE_WRITE` over the slot's host mapping on its own thread, so the
 //! vCPU's later first touch only has to build its shadow translation.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 /// Pages are populated this many bytes per call, so a job a newer one supersedes, or the end
 /// of the run, waits for at most one piece.
 const PIECE: u64 = 1 << 20;
 
+/// Per slot, a count bumped whenever its object leaves it, so a queued job can tell that the
+/// slot it names now holds something else (which it must not dirty) and stop.
+#[derive(Debug)]
+pub struct Occupancy(Vec<AtomicU64>);
+
+impl Occupancy {
+    /// Counters for `slots` slots.
+    pub fn new(slots: u32) -> Arc<Occupancy> {
+        Arc::new(Occupancy((0..slots).map(|_| AtomicU64::new(0)).collect()))
+    }
+
+    /// `slot`'s current count.
+    pub fn generation(&self, slot: u32) -> u64 {
+        self.0
+            .get(slot as usize)
+            .map_or(u64::MAX, |g| g.load(Ordering::Acquire))
+    }
+
+    /// Records that `slot`'s object left it.
+    pub fn vacated(&self, slot: u32) {
+        if let Some(g) = self.0.get(slot as usize) {
+            g.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// Which occupant of which slot a job is for.
+#[derive(Debug, Clone)]
+pub struct Ticket {
+    /// The slots' counters.
+    pub occupancy: Arc<Occupancy>,
+    /// The slot.
+    pub slot: u32,
+    /// Its count when the job was made.
+    pub generation: u64,
+}
+
+impl Ticket {
+    /// Whether the slot still holds the object the job was made for.
+    fn valid(&self) -> bool {
+        self.occupancy.generation(self.slot) == self.generation
+    }
+}
+
 /// A host range to populate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Range {
     /// Host address, inside a slot's reserved 1 GiB range of the object window.
     pub addr: u64,
@@ -23,6 +69,8 @@ pub struct Range {
     /// Back the range with 2 MiB folios first (`MADV_HUGEPAGE`), so KVM maps it with 2 MiB
     /// shadow entries (see `super::Objects::with_huge_growth`).
     pub huge: bool,
+    /// The slot's occupant the range belongs to.
+    pub ticket: Ticket,
 }
 
 /// The worker thread; dropping it finishes the piece in progress and joins it.
@@ -66,13 +114,18 @@ impl Drop for Populator {
 fn work(jobs: &Receiver<Range>) {
     while let Ok(range) = jobs.recv() {
         let end = range.addr.saturating_add(range.len);
-        if range.huge && advise(range.addr, range.len, libc::MADV_HUGEPAGE).is_err() {
+        if !range.ticket.valid()
+            || range.huge && advise(range.addr, range.len, libc::MADV_HUGEPAGE).is_err()
+        {
             continue;
         }
         let mut at = range.addr;
         while at < end {
             let len = PIECE.min(end - at);
-            if populate(at, len).is_err() {
+            // A slot that changed hands since the request holds another object: leave it be.
+            // (Between this check and the call the slot may still change; populating then
+            // only dirties pages of the new occupant without changing them.)
+            if !range.ticket.valid() || populate(at, len).is_err() {
                 // The slot changed hands or became inaccessible since the request: the rest
                 // of the range is not worth trying.
                 break;
@@ -132,19 +185,42 @@ mod tests {
             )
         };
         assert_ne!(map, libc::MAP_FAILED);
+        // No read-around (as on the object window), so only what is populated gets in.
+        // SAFETY: advice on our own mapping; changes no byte.
+        assert_eq!(unsafe { libc::madvise(map, LEN, libc::MADV_RANDOM) }, 0);
+        let occupancy = Occupancy::new(2);
+        let ticket = |slot| Ticket {
+            occupancy: occupancy.clone(),
+            slot,
+            generation: occupancy.generation(slot),
+        };
+        // A job for slot 1, whose occupant leaves before the worker gets to it, does nothing.
+        let stale = ticket(1);
+        occupancy.vacated(1);
         let p = Populator::spawn().unwrap();
+        p.submit(Range {
+            addr: map as u64 + (3 << 20),
+            len: 1 << 20,
+            huge: false,
+            ticket: stale,
+        });
         p.submit(Range {
             addr: map as u64,
             len: 3 << 20,
             huge: false,
+            ticket: ticket(0),
         });
-        drop(p); // joins: the job is done
+        drop(p); // joins: the jobs are done
         let mut resident = vec![0u8; LEN / 4096];
         // SAFETY: `map` is LEN bytes; `resident` has a byte per page.
         assert_eq!(unsafe { libc::mincore(map, LEN, resident.as_mut_ptr()) }, 0);
         assert!(
             resident[..768].iter().all(|r| r & 1 == 1),
             "populated pages are resident"
+        );
+        assert!(
+            resident[768..].iter().all(|r| r & 1 == 0),
+            "the stale job populated nothing"
         );
         // SAFETY: the mapping is LEN readable bytes.
         let bytes = unsafe { std::slice::from_raw_parts(map as *const u8, LEN) };
