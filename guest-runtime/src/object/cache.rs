@@ -16,6 +16,7 @@ pub const MAX_SLOTS: usize = 128;
 /// Entries per container slot.
 pub const PER_SLOT: usize = 32;
 const _: () = assert!(MAX_SLOTS.is_power_of_two() && PER_SLOT.is_power_of_two());
+const _: () = assert!(core::mem::size_of::<Entry>().is_power_of_two());
 
 /// `log2(OBJ_SIZE)`: an offset into the window over this is its slot number.
 const OBJ_SHIFT: u32 = OBJ_SIZE.trailing_zeros();
@@ -75,7 +76,14 @@ impl FotCache {
     pub fn lookup(&self, rel: u64, raw: u64) -> Option<u64> {
         let slot = (rel >> OBJ_SHIFT) as usize & (MAX_SLOTS - 1);
         let high = raw >> 32;
-        let e = &self.entries[slot][high as usize & (PER_SLOT - 1)];
+        // The entry's byte offset in its table straight from the pointer (one shift and one
+        // mask on the way to the load, where index-then-scale takes three).
+        const ENTRY: usize = core::mem::size_of::<Entry>();
+        let at = (raw >> (32 - ENTRY.trailing_zeros())) as usize & ((PER_SLOT - 1) * ENTRY);
+        let table = &self.entries[slot];
+        // SAFETY: `at` is a multiple of the entry size below `PER_SLOT` entries, so it names
+        // an aligned entry inside `table`.
+        let e = unsafe { &*table.as_ptr().cast::<u8>().add(at).cast::<Entry>() };
         (e.tag == high).then_some(e.base)
     }
 
