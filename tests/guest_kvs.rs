@@ -656,39 +656,16 @@ fn mset_sets_every_key_or_none() {
     check_clean(s);
 }
 
-/// A small tmpfs mounted for one test (needs the right to mount: root with CAP_SYS_ADMIN),
-/// unmounted when dropped.
-struct SmallFs(tempfile::TempDir);
-
-impl SmallFs {
-    fn mount(bytes: u64) -> Option<SmallFs> {
-        let dir = tempfile::tempdir().ok()?;
-        let mounted = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
-            .arg(dir.path())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        mounted.then_some(SmallFs(dir))
-    }
-}
-
-impl Drop for SmallFs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.0.path()).status();
-    }
-}
-
 #[test]
 fn a_full_filesystem_refuses_writes_and_keeps_the_store_usable() {
     if !kvm_available("a_full_filesystem_refuses_writes_and_keeps_the_store_usable") {
         return;
     }
-    let Some(fs) = SmallFs::mount(40 << 20) else {
+    let Some(fs) = common::SmallFs::mount(40 << 20) else {
         println!("SKIP a_full_filesystem_refuses_writes_and_keeps_the_store_usable: cannot mount a tmpfs here");
         return;
     };
-    let s = fs.0.path().join("store");
+    let s = fs.path().join("store");
     let value = |i: u8| vec![b'a' + i % 26; 1 << 20];
     // 60 values of 1 MiB into 40 MiB: the later ones cannot be stored.
     let mut input = Vec::new();

@@ -796,3 +796,54 @@ fn a_terminal_on_stdin_gets_the_banner_and_prompts_without_being_asked() {
     assert!(stdout.contains("SQLite version 3."), "{stdout}");
     assert!(stdout.contains("sqlite> 42\n"), "{stdout}");
 }
+
+#[test]
+fn a_full_filesystem_is_database_full_and_loses_nothing() {
+    if !kvm_available("a_full_filesystem_is_database_full_and_loses_nothing") {
+        return;
+    }
+    let Some(fs) = common::SmallFs::mount(24 << 20) else {
+        println!(
+            "SKIP a_full_filesystem_is_database_full_and_loses_nothing: cannot mount a tmpfs here"
+        );
+        return;
+    };
+    let s = fs.path().join("store");
+    // 40 rows of 1 MB into 24 MiB: the later inserts cannot be stored.
+    let mut script = String::from("create table t(b blob);\n");
+    for _ in 0..40 {
+        script.push_str("insert into t values (randomblob(1000000));\n");
+    }
+    script.push_str("select count(*) from t;\n");
+    let out = guest_sqlite(&s, &["shop"], &script);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stored: usize = stdout
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{}", describe(&out)));
+    assert!((5..40).contains(&stored), "{stored} rows stored");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "errors in a script: {}",
+        describe(&out)
+    );
+    let errors: Vec<&str> = stderr.lines().collect();
+    assert_eq!(errors.len(), 40 - stored, "{stderr}");
+    assert!(
+        errors
+            .iter()
+            .all(|l| l.ends_with("database or disk is full (13)")),
+        "SQLite's own message: {stderr}"
+    );
+    // The database is intact and still takes what fits.
+    assert_eq!(
+        guest_ok(
+            &s,
+            "shop",
+            "pragma integrity_check; insert into t values (1); select count(*) from t;"
+        ),
+        format!("ok\n{}\n", stored + 1)
+    );
+}

@@ -79,8 +79,14 @@ int twz_obj_durability(void);
  * persistent allocator it is the size in use. */
 int64_t twz_obj_size(twz_obj *o);
 /* Sets the byte stream's length and marks the object a byte stream; bytes are neither cleared nor
- * flushed. -ENOSPC beyond twz_obj_max_size(), -EACCES on a read-only object. */
+ * flushed. -ENOSPC beyond twz_obj_max_size() or when the filesystem is full, -EACCES on a
+ * read-only object. */
 int twz_obj_set_size(twz_obj *o, uint64_t size);
+/* Makes sure the file space behind the byte stream's first `size` bytes exists, length unchanged,
+ * so that stores there cannot fail for want of space: call it before storing past the end. 0;
+ * -ENOSPC when the store's filesystem is full (or beyond twz_obj_max_size()), -EACCES on a
+ * read-only object. (twz_obj_set_size reserves too, but after the stores it publishes.) */
+int twz_obj_reserve(twz_obj *o, uint64_t size);
 /* Makes data bytes `off .. off+len` durable (offsets from twz_obj_base), and the length if
  * twz_obj_set_size changed it since the last flush. One asynchronous ring request per range,
  * waited for. -EINVAL for a range beyond the data region. */

@@ -335,15 +335,10 @@ pub unsafe extern "C" fn twz_obj_set_size(o: *mut TwzObj, size: u64) -> c_int {
         Ok(m) => m,
         Err(e) => return neg(e),
     };
-    // A longer stream gets its file space before the caller stores there: a full filesystem
-    // is -ENOSPC here, not a page the host cannot back.
-    if let (Some(slot), Ok(old)) = (abi::memmap::slot_of(m as u64), stream_len(h)) {
-        if size > old {
-            let used = BASE_OFFSET + old;
-            if let Err(e) = crate::object::sys::reserve(slot as usize, used, BASE_OFFSET + size) {
-                return neg(e);
-            }
-        }
+    // A longer stream has its file space: a full filesystem is -ENOSPC here, not a page the
+    // host cannot back later.
+    if let Err(e) = reserve_stream(h, size) {
+        return neg(e);
     }
     // SAFETY: the header lies in the writable mapping; single aligned u64 stores, the length last
     // so a crash never pairs a new length with a stream that is not marked RAW.
@@ -357,6 +352,41 @@ pub unsafe extern "C" fn twz_obj_set_size(o: *mut TwzObj, size: u64) -> c_int {
         crate::object::sys::grown(slot as usize, BASE_OFFSET + size);
     }
     0
+}
+
+/// Has the host allocate the file space behind the stream's first `size` bytes (beyond what
+/// it uses now).
+fn reserve_stream(h: &TwzObj, size: u64) -> Result<(), ObjError> {
+    let m = meta(h)?;
+    let old = stream_len(h)?;
+    match abi::memmap::slot_of(m as u64) {
+        Some(slot) if size > old => {
+            crate::object::sys::reserve(slot as usize, BASE_OFFSET + old, BASE_OFFSET + size)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `twz_obj_reserve`: makes sure the file space behind the stream's first `size` bytes exists
+/// (the length is unchanged), so stores there cannot fail for want of space.
+///
+/// # Safety
+/// `o` null or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn twz_obj_reserve(o: *mut TwzObj, size: u64) -> c_int {
+    // SAFETY: caller guarantee.
+    let Some(h) = (unsafe { handle(o) }) else {
+        return EINVAL;
+    };
+    if size > MAX_STREAM {
+        return -(errno::ENOSPC as c_int);
+    }
+    // Only a writable mapping can be reserved for (checked as `twz_obj_set_size` does).
+    // SAFETY: no reference into the object's data is held here.
+    if let Err(e) = unsafe { h.obj.at_mut::<u8>(BASE_OFFSET) } {
+        return neg(e);
+    }
+    reserve_stream(h, size).map_or_else(neg, |()| 0)
 }
 
 /// `twz_obj_flush`: makes data bytes `off..off + len` durable, and the length if it changed

@@ -162,3 +162,32 @@ pub fn spawn_listening(cmd: &mut Command) -> Option<Listening> {
         stderr,
     })
 }
+
+/// A small tmpfs mounted for one test, for what a full filesystem does (needs the right to
+/// mount: root with CAP_SYS_ADMIN; `None` otherwise); unmounted when dropped.
+pub struct SmallFs(tempfile::TempDir);
+
+impl SmallFs {
+    /// A tmpfs of `bytes` bytes on a fresh directory.
+    pub fn mount(bytes: u64) -> Option<SmallFs> {
+        let dir = tempfile::tempdir().ok()?;
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        mounted.then_some(SmallFs(dir))
+    }
+
+    /// Where it is mounted.
+    pub fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.0.path()).status();
+    }
+}

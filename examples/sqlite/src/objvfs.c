@@ -181,10 +181,14 @@ static int obj_read(sqlite3_file *file, void *buf, int amt, sqlite3_int64 off) {
 static int set_length(struct obj_file *f, unsigned char *base, sqlite3_int64 size) {
     sqlite3_int64 len = length_of(f->obj);
     if (size > len) {
+        /* The file space first: a full filesystem is SQLITE_FULL, never a store that fails. */
+        int rc = twz_obj_reserve(f->obj, (uint64_t)size);
+        if (rc != 0) return rc == -ENOSPC ? SQLITE_FULL : SQLITE_IOERR_TRUNCATE;
         memset(base + len, 0, (size_t)(size - len));
         mark_dirty(f, len, size);
     }
-    return twz_obj_set_size(f->obj, (uint64_t)size) == 0 ? SQLITE_OK : SQLITE_IOERR_TRUNCATE;
+    int rc = twz_obj_set_size(f->obj, (uint64_t)size);
+    return rc == 0 ? SQLITE_OK : rc == -ENOSPC ? SQLITE_FULL : SQLITE_IOERR_TRUNCATE;
 }
 
 static int obj_write(sqlite3_file *file, const void *buf, int amt, sqlite3_int64 off) {
@@ -195,11 +199,16 @@ static int obj_write(sqlite3_file *file, const void *buf, int amt, sqlite3_int64
     unsigned char *base = twz_obj_base(f->obj);
     if (!base) return SQLITE_IOERR_WRITE;
     if (end > length_of(f->obj)) {
-        /* Zero any gap first, then copy, then publish the new length. */
-        if (off > length_of(f->obj) && set_length(f, base, off) != SQLITE_OK)
-            return SQLITE_IOERR_WRITE;
+        /* Reserve the file space, zero any gap, copy, then publish the new length. */
+        int rc = twz_obj_reserve(f->obj, (uint64_t)end);
+        if (rc != 0) return rc == -ENOSPC ? SQLITE_FULL : SQLITE_IOERR_WRITE;
+        if (off > length_of(f->obj)) {
+            rc = set_length(f, base, off);
+            if (rc != SQLITE_OK) return rc == SQLITE_FULL ? SQLITE_FULL : SQLITE_IOERR_WRITE;
+        }
         memcpy(base + off, buf, (size_t)amt);
-        if (twz_obj_set_size(f->obj, (uint64_t)end) != 0) return SQLITE_IOERR_WRITE;
+        rc = twz_obj_set_size(f->obj, (uint64_t)end);
+        if (rc != 0) return rc == -ENOSPC ? SQLITE_FULL : SQLITE_IOERR_WRITE;
     } else {
         memcpy(base + off, buf, (size_t)amt);
     }
@@ -261,6 +270,7 @@ static int try_create_lock(const char *name, twz_obj **out) {
     int rc = twz_obj_create(name, &mine);
     if (rc == -EEXIST) return SQLITE_BUSY;
     if (rc == -ENOENT) return SQLITE_BUSY; /* deleted between create and map: lost a race */
+    if (rc == -ENOSPC) return SQLITE_FULL;  /* no room even for the lock object */
     if (rc != 0) return SQLITE_IOERR_LOCK;
     twz_objid a, b;
     int ok = twz_obj_id(mine, &a) == 0 && twz_obj_open(name, &named) == 0 &&
@@ -435,6 +445,7 @@ static int obj_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *file, int 
         if (!(flags & SQLITE_OPEN_CREATE)) return SQLITE_CANTOPEN;
         int rc = get_object(name, 1, &f->obj);
         if (rc == -ENOMEM) return SQLITE_NOMEM;
+        if (rc == -ENOSPC) return SQLITE_FULL;
         if (rc != 0) return SQLITE_CANTOPEN;
     }
     if (flags & SQLITE_OPEN_MAIN_DB) f->db_name = name;
