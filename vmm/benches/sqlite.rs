@@ -8,7 +8,8 @@
 //!
 //! `cargo bench -p twz-vmm --bench sqlite` (needs /dev/kvm and gcc). `TWZ_SPEEDTEST_SIZE` sets
 //! speedtest1's `--size` (default 25; 100 is speedtest1's own default), `TWZ_SPEEDTEST_RUNS` the
-//! runs per configuration (default 1; the table shows each test's fastest run).
+//! rounds (default 1; each round runs every configuration in turn, and the table shows each
+//! test's fastest).
 
 #[path = "../../tests/sqlite_native/mod.rs"]
 mod sqlite_native;
@@ -128,30 +129,20 @@ fn run_once(c: &Config, native: &Path, size: &str, store: &Path) -> Result<Resul
 }
 
 /// Runs one configuration `runs` times; keeps each test's fastest time.
-fn run(
-    c: &Config,
-    native: &Path,
-    size: &str,
-    store: &Path,
-    runs: usize,
-) -> Result<Results, String> {
-    let mut best: Option<Results> = None;
-    for _ in 0..runs {
-        let r = run_once(c, native, size, store)?;
-        best = Some(match best {
-            None => r,
-            Some(mut b) => {
-                for (k, (_, t)) in &r.tests {
-                    if let Some(e) = b.tests.get_mut(k) {
-                        e.1 = e.1.min(*t);
-                    }
+/// Keeps, per test and for the total, the faster of `best` and `r`.
+fn keep_fastest(best: Option<Results>, r: Results) -> Results {
+    match best {
+        None => r,
+        Some(mut b) => {
+            for (k, (_, t)) in &r.tests {
+                if let Some(e) = b.tests.get_mut(k) {
+                    e.1 = e.1.min(*t);
                 }
-                b.total = b.total.min(r.total);
-                b
             }
-        });
+            b.total = b.total.min(r.total);
+            b
+        }
     }
-    best.ok_or_else(|| format!("{}: no runs", c.title))
 }
 
 fn main() {
@@ -247,16 +238,22 @@ fn main() {
             db: Db::Memory,
         },
     ];
-    let mut results = Vec::new();
-    for c in &configs {
-        match run(c, &native, &size, &store, runs) {
-            Ok(r) => results.push(r),
-            Err(e) => {
-                eprintln!("{e}");
-                std::process::exit(1);
+    // Rounds go through every configuration in turn, so that a slow spell of this shared
+    // machine (it has one, minutes long, where everything takes ~1.6x) hits them alike; each
+    // column keeps its fastest round.
+    let mut best: Vec<Option<Results>> = configs.iter().map(|_| None).collect();
+    for _ in 0..runs {
+        for (c, b) in configs.iter().zip(best.iter_mut()) {
+            match run_once(c, &native, &size, &store) {
+                Ok(r) => *b = Some(keep_fastest(b.take(), r)),
+                Err(e) => {
+                    eprintln!("{}: {e}", c.title);
+                    std::process::exit(1);
+                }
             }
         }
     }
+    let results: Vec<Results> = best.into_iter().flatten().collect();
     print_table(&configs, &results, &size, runs);
 }
 
