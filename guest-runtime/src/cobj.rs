@@ -320,17 +320,10 @@ pub unsafe extern "C" fn twz_obj_size(o: *mut TwzObj) -> i64 {
 #[no_mangle]
 pub unsafe extern "C" fn twz_obj_set_size(o: *mut TwzObj, size: u64) -> c_int {
     // SAFETY: caller guarantee.
-    let Some(h) = (unsafe { handle(o) }) else {
-        return EINVAL;
+    let h = match unsafe { writable_stream(o, size) } {
+        Ok(h) => h,
+        Err(rc) => return rc,
     };
-    if size > MAX_STREAM {
-        return -(errno::ENOSPC as c_int);
-    }
-    // A store through a read-only mapping would end the run: check first.
-    // SAFETY: no reference into the object's data is held here.
-    if let Err(e) = unsafe { h.obj.at_mut::<u8>(BASE_OFFSET) } {
-        return neg(e);
-    }
     let m = match meta(h) {
         Ok(m) => m,
         Err(e) => return neg(e),
@@ -348,14 +341,28 @@ pub unsafe extern "C" fn twz_obj_set_size(o: *mut TwzObj, size: u64) -> c_int {
         (&raw mut (*m).alloc_top).write_volatile(BASE_OFFSET + size);
     }
     h.size_dirty = true;
-    if let Some(slot) = abi::memmap::slot_of(m as u64) {
-        crate::object::sys::grown(slot as usize, BASE_OFFSET + size);
-    }
     0
 }
 
+/// The live handle `o` if its stream may be set to `size` bytes: `size` within
+/// [`MAX_STREAM`] (else `-ENOSPC`) and the object mapped writable (a store through a read-only
+/// mapping would end the run); otherwise the C return value.
+///
+/// # Safety
+/// `o` null or a live handle.
+unsafe fn writable_stream<'a>(o: *mut TwzObj, size: u64) -> Result<&'a mut TwzObj, c_int> {
+    // SAFETY: caller guarantee.
+    let h = (unsafe { handle(o) }).ok_or(EINVAL)?;
+    if size > MAX_STREAM {
+        return Err(-(errno::ENOSPC as c_int));
+    }
+    // SAFETY: no reference into the object's data is held here.
+    unsafe { h.obj.at_mut::<u8>(BASE_OFFSET) }.map_err(neg)?;
+    Ok(h)
+}
+
 /// Has the host allocate the file space behind the stream's first `size` bytes (beyond what
-/// it uses now).
+/// it uses now; `sys::reserve` also has the region ahead of a growing stream populated).
 fn reserve_stream(h: &TwzObj, size: u64) -> Result<(), ObjError> {
     let m = meta(h)?;
     let old = stream_len(h)?;
@@ -375,18 +382,10 @@ fn reserve_stream(h: &TwzObj, size: u64) -> Result<(), ObjError> {
 #[no_mangle]
 pub unsafe extern "C" fn twz_obj_reserve(o: *mut TwzObj, size: u64) -> c_int {
     // SAFETY: caller guarantee.
-    let Some(h) = (unsafe { handle(o) }) else {
-        return EINVAL;
-    };
-    if size > MAX_STREAM {
-        return -(errno::ENOSPC as c_int);
+    match unsafe { writable_stream(o, size) } {
+        Ok(h) => reserve_stream(h, size).map_or_else(neg, |()| 0),
+        Err(rc) => rc,
     }
-    // Only a writable mapping can be reserved for (checked as `twz_obj_set_size` does).
-    // SAFETY: no reference into the object's data is held here.
-    if let Err(e) = unsafe { h.obj.at_mut::<u8>(BASE_OFFSET) } {
-        return neg(e);
-    }
-    reserve_stream(h, size).map_or_else(neg, |()| 0)
 }
 
 /// `twz_obj_flush`: makes data bytes `off..off + len` durable, and the length if it changed

@@ -343,9 +343,7 @@ pub fn nop(x: u64) -> Result<u64, Errno> {
 /// Submits a ring NOP and rings the doorbell without waiting for its completion (reaped by a
 /// later wait, for example [`sync`]): the cost a guest pays for one asynchronous request.
 pub fn post_nop(x: u64) -> Result<(), Errno> {
-    let mut io = IO.try_lock().ok_or(Errno::EAGAIN)?;
-    // SAFETY: NOP names no memory.
-    unsafe { io.submit(op::NOP, 0, [x, 0, 0, 0, 0, 0]) }.map(|_| ())
+    post(op::NOP, [x, 0, 0, 0, 0, 0])
 }
 
 /// Submits a ring operation that names no guest memory and rings the doorbell, without waiting

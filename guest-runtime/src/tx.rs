@@ -382,9 +382,6 @@ impl Tx {
         // A block taken from a free list keeps its list link in its first word: record it, so
         // a rollback that puts the block back finds the link intact whatever the caller wrote.
         log.record(mem, obj, off, 8)?;
-        if let Some(slot) = self.mem.known_slot(obj) {
-            sys::grown(slot, off + size);
-        }
         Ok(off)
     }
 

@@ -321,7 +321,7 @@ pub(crate) fn occupant(slot: usize) -> Option<(ObjId, bool)> {
 /// pages in on a host thread before this vCPU's first stores reach them. Costs two compares
 /// when nothing is to be asked; one ring submission per request, never a wait.
 #[inline]
-pub fn grown(slot: usize, end: u64) {
+fn grown(slot: usize, end: u64) {
     let Some(info) = window_mut().slots.get_mut(slot) else {
         return;
     };
@@ -358,8 +358,11 @@ pub fn grown(slot: usize, end: u64) {
 /// `OBJ_RESERVE`), so that a full filesystem is `Host(ENOSPC)` here, an error the program can
 /// report, rather than a page the host cannot back, which ends the run. `used` is the end of
 /// the object's used bytes (space below it is taken as allocated). Reserves ahead (64 KiB to
-/// 2 MiB, growing with the object), so a growing object makes one host call per step.
+/// 2 MiB, growing with the object), so a growing object makes one host call per step. Also
+/// reports the growth to [`grown`].
 pub fn reserve(slot: usize, used: u64, end: u64) -> Result<(), ObjError> {
+    // Growth is what both the reservation and the populate-ahead follow.
+    grown(slot, end);
     let Some(info) = window_mut().slots.get_mut(slot) else {
         return Ok(());
     };
