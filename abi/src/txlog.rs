@@ -23,8 +23,8 @@
 //! 2. [`Tx::record`] before modifying a range in place (in the data region, or the allocator's
 //!    metadata: `alloc_top` and the header at [`crate::layout::ALLOC_OFFSET`]): for a target other than the anchor,
 //!    first set the target's pending-transaction marker (`tx_anchor`, `tx_anchor_seq` in its
-//!    metadata) and flush it; append the entry with the range's old bytes; flush it. Only then
-//!    may the caller store into the range.
+//!    metadata) and flush it; append the entry with the range's old bytes; flush it; fence (one
+//!    fence for both). Only then may the caller store into the range.
 //! 3. [`Tx::commit`]: flush every recorded range, fence, store `finished_seq = seq`, flush.
 //!    [`Tx::abort`]: copy the old bytes back newest first, flush, then store `finished_seq`.
 //!
@@ -563,6 +563,8 @@ impl Tx {
         let (real, encoded) = if target.is_null() || target == self.anchor {
             (self.anchor, ObjId::NULL)
         } else {
+            // Flushed here, fenced with the entry below: both are durable before the caller's
+            // first store into the target (one disk round trip instead of two).
             self.mark(mem_, target)?;
             (target, target)
         };
@@ -612,7 +614,8 @@ impl Tx {
         Ok(())
     }
 
-    /// Sets `target`'s pending-transaction marker to this transaction unless it already is.
+    /// Sets `target`'s pending-transaction marker to this transaction unless it already is, and
+    /// flushes it; the caller's next fence makes it durable.
     fn mark<M: ObjectMemory>(&self, mem_: &mut M, target: ObjId) -> Result<(), TxError<M::Error>> {
         let want = marker_bytes(self.anchor, self.seq);
         let mut have = [0u8; MARKER_SIZE];
@@ -621,7 +624,6 @@ impl Tx {
             mem(mem_.write(target, META_TX_ANCHOR, &want))?;
             if self.mode != durability::NONE {
                 mem(mem_.flush(target, META_TX_ANCHOR, MARKER_SIZE as u64))?;
-                mem(mem_.fence())?;
             }
         }
         Ok(())
@@ -1034,6 +1036,10 @@ mod tests {
     struct Mem {
         pages: HashMap<(ObjId, u64), [u8; 4096]>,
         flushes: usize,
+        fences: usize,
+        /// Ranges flushed since the last fence, and those a fence made durable.
+        unfenced: Vec<(ObjId, u64, u64)>,
+        durable: Vec<(ObjId, u64, u64)>,
     }
 
     impl Mem {
@@ -1065,11 +1071,14 @@ mod tests {
             }
             Ok(())
         }
-        fn flush(&mut self, _: ObjId, _: u64, _: u64) -> Result<(), Self::Error> {
+        fn flush(&mut self, obj: ObjId, off: u64, len: u64) -> Result<(), Self::Error> {
             self.flushes += 1;
+            self.unfenced.push((obj, off, len));
             Ok(())
         }
         fn fence(&mut self) -> Result<(), Self::Error> {
+            self.fences += 1;
+            self.durable.append(&mut self.unfenced);
             Ok(())
         }
     }
@@ -1313,6 +1322,26 @@ mod tests {
             MarkerOutcome::Stale(_)
         ));
         assert_eq!(m.get(B, X), 7);
+    }
+
+    #[test]
+    fn a_cross_object_record_is_durable_with_its_marker_after_one_fence() {
+        let mut m = Mem::default();
+        let mut tx = Tx::begin(&mut m, A, durability::COMMIT).unwrap();
+        let (fences, flushes) = (m.fences, m.flushes);
+        tx.record(&mut m, B, X, 8).unwrap();
+        assert_eq!(m.fences - fences, 1, "marker and entry share one fence");
+        assert_eq!(m.flushes - flushes, 2, "the marker and the entry");
+        assert!(
+            m.unfenced.is_empty(),
+            "nothing left undurable before the store"
+        );
+        let marker = (B, META_TX_ANCHOR, MARKER_SIZE as u64);
+        let entry = (A, FIRST_ENTRY, entry_size(8));
+        assert!(m.durable.ends_with(&[marker, entry]), "{:?}", m.durable);
+        // The same target again: no new marker, one flush and one fence for the entry.
+        tx.record(&mut m, B, X + 8, 8).unwrap();
+        assert_eq!((m.fences - fences, m.flushes - flushes), (2, 3));
     }
 
     #[test]

@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::ptr::NonNull;
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, OnceLock};
@@ -92,7 +92,15 @@ unsafe impl Send for FileMap {}
 unsafe impl Sync for FileMap {}
 
 impl FileMap {
+    /// A mapping to `msync` through, if `file` is open for writing: Linux drops `VM_SHARED` from
+    /// a shared mapping of a read-only descriptor, and `msync(MS_SYNC)` then returns at once
+    /// without writing anything back.
     fn new(file: &File) -> io::Result<FileMap> {
+        // SAFETY: F_GETFL on a descriptor we own reads no memory of ours.
+        let flags = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETFL) };
+        if flags < 0 || flags & libc::O_ACCMODE == libc::O_RDONLY {
+            return Err(io::ErrorKind::PermissionDenied.into());
+        }
         let len =
             usize::try_from(file.metadata()?.len()).map_err(|_| io::ErrorKind::InvalidData)?;
         if len == 0 {
@@ -160,12 +168,24 @@ pub struct FlushFile {
 }
 
 impl FlushFile {
-    /// A handle on `file`.
+    /// A handle on `file` (open for writing, or single ranges cost a whole-file `fdatasync`).
     pub fn new(file: File) -> Self {
         FlushFile {
             file,
             map: OnceLock::new(),
         }
+    }
+
+    /// A handle on a new read-write open of the file behind `fd` (through `/proc/self/fd`, not
+    /// a dup: a dup would share the open file description and so the store's liveness lock
+    /// (`flock`), and keep the object from being deleted while the worker holds it).
+    pub fn reopen(fd: BorrowedFd<'_>) -> io::Result<Self> {
+        let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)?;
+        Ok(Self::new(file))
     }
 
     /// Makes `ranges` (merged) durable: alone by range-limited `msync` when there is one, else
@@ -204,14 +224,45 @@ pub fn sync_batch(jobs: &[FlushJob]) -> BatchOutcome {
             .1
             .push((t.offset, t.len));
     }
-    let mut failed: BTreeMap<ObjId, i64> = BTreeMap::new();
     let syncs = per_object.len();
-    for (id, (file, mut ranges)) in per_object {
-        merge(&mut ranges);
-        if let Err(e) = file.sync(&ranges) {
-            failed.insert(id, -i64::from(e.raw_os_error().unwrap_or(EIO as i32)));
+    let sync_one = |file: &FlushFile, ranges: &mut Vec<(u64, u64)>| {
+        merge(ranges);
+        file.sync(ranges)
+            .err()
+            .map(|e| -i64::from(e.raw_os_error().unwrap_or(EIO as i32)))
+    };
+    // Each object but the first is synced on a thread of its own (a commit names its log's
+    // object and the objects it changed), so the disk round trips overlap instead of adding up.
+    // An object whose thread cannot be started is synced here; one whose thread died, failed.
+    let mut failed: BTreeMap<ObjId, i64> = BTreeMap::new();
+    std::thread::scope(|scope| {
+        let mut threads = Vec::new();
+        let mut here = Vec::new();
+        for (i, (id, (file, ranges))) in per_object.into_iter().enumerate() {
+            let spawned = (i > 0)
+                .then(|| {
+                    let (file, mut ranges) = (file.clone(), ranges.clone());
+                    std::thread::Builder::new()
+                        .spawn_scoped(scope, move || sync_one(&file, &mut ranges))
+                        .ok()
+                })
+                .flatten();
+            match spawned {
+                Some(t) => threads.push((id, t)),
+                None => here.push((id, file, ranges)),
+            }
         }
-    }
+        for (id, file, mut ranges) in here {
+            if let Some(e) = sync_one(&file, &mut ranges) {
+                failed.insert(id, e);
+            }
+        }
+        for (id, t) in threads {
+            if let Some(e) = t.join().unwrap_or(Some(-EIO)) {
+                failed.insert(id, e);
+            }
+        }
+    });
     let completions = jobs
         .iter()
         .map(|j| {
@@ -278,6 +329,7 @@ impl Drop for Flusher {
 mod tests {
     use super::*;
     use std::io::Write;
+    use std::os::fd::AsFd;
     use std::sync::Mutex;
 
     fn target(id: u8, file: &Arc<FlushFile>, offset: u64, len: u64) -> FlushTarget {
@@ -338,6 +390,92 @@ mod tests {
             "one mapping, made once"
         );
         f.sync(&[(0, 8), (8192, 8)]).unwrap();
+    }
+
+    /// Dirty page-cache pages of `file`'s first MiB (`cachestat`, Linux 6.5), if the kernel
+    /// can tell.
+    fn dirty_pages(file: &File) -> Option<u64> {
+        #[repr(C)]
+        struct Range {
+            off: u64,
+            len: u64,
+        }
+        #[repr(C)]
+        #[derive(Default)]
+        struct Stat {
+            cache: u64,
+            dirty: u64,
+            writeback: u64,
+            evicted: u64,
+            recently_evicted: u64,
+        }
+        const SYS_CACHESTAT: libc::c_long = 451;
+        let range = Range {
+            off: 0,
+            len: 1 << 20,
+        };
+        let mut stat = Stat::default();
+        // SAFETY: cachestat reads `range` and writes `stat`, both live and of the kernel's layout.
+        let rc = unsafe { libc::syscall(SYS_CACHESTAT, file.as_raw_fd(), &range, &mut stat, 0u32) };
+        (rc == 0).then_some(stat.dirty)
+    }
+
+    #[test]
+    fn one_range_synced_through_a_reopened_descriptor_is_written_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("obj");
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        file.set_len(1 << 20).unwrap();
+        file.sync_all().unwrap();
+        // SAFETY: a fresh shared mapping of our own file, unmapped below; nothing else maps it.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                1 << 20,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        assert_ne!(p, libc::MAP_FAILED);
+        // SAFETY: byte 100 of the 1 MiB mapping just made.
+        unsafe { p.cast::<u8>().add(100).write_volatile(42) };
+        let Some(before) = dirty_pages(&file) else {
+            println!("SKIP: this kernel has no cachestat to tell dirty pages");
+            // SAFETY: the mapping made above, no longer used.
+            unsafe { libc::munmap(p, 1 << 20) };
+            return;
+        };
+        assert_eq!(before, 1, "the store dirtied one page");
+        let flush = FlushFile::reopen(file.as_fd()).unwrap();
+        flush.sync(&[(100, 1)]).unwrap();
+        assert_eq!(dirty_pages(&file), Some(0), "msync wrote the page back");
+        assert!(
+            matches!(flush.map.get(), Some(Some(_))),
+            "through the mapping"
+        );
+        // SAFETY: the mapping made above, no longer used.
+        unsafe { libc::munmap(p, 1 << 20) };
+    }
+
+    #[test]
+    fn a_read_only_descriptor_is_never_synced_through_a_mapping() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("obj");
+        std::fs::write(&path, [1u8; 8192]).unwrap();
+        let flush = FlushFile::new(File::open(&path).unwrap());
+        flush.sync(&[(0, 8)]).unwrap();
+        assert!(
+            matches!(flush.map.get(), Some(None)),
+            "msync through it would write nothing back"
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ pub mod slots;
 pub mod window;
 
 use std::collections::{HashMap, HashSet};
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
@@ -452,13 +452,8 @@ impl Objects {
             let file = match st.flush_files.get(&id) {
                 Some(f) => f.clone(),
                 None => {
-                    // A new open of the same file, not a dup: a dup would share the open
-                    // file description and so the store's liveness lock (flock), and keep
-                    // the object from being deleted while the worker holds it.
-                    let fd = entry.handle.as_fd().as_raw_fd();
-                    let file =
-                        std::fs::File::open(format!("/proc/self/fd/{fd}")).map_err(|_| -EIO)?;
-                    let f = Arc::new(flusher::FlushFile::new(file));
+                    let f = flusher::FlushFile::reopen(entry.handle.as_fd()).map_err(|_| -EIO)?;
+                    let f = Arc::new(f);
                     st.flush_files.insert(id, f.clone());
                     f
                 }
