@@ -25,7 +25,13 @@
 //!    first set the target's pending-transaction marker (`tx_anchor`, `tx_anchor_seq` in its
 //!    metadata) and flush it; append the entry with the range's old bytes; flush it; fence (one
 //!    fence for both). Only then may the caller store into the range.
-//! 3. [`Tx::commit`]: flush every recorded range, fence, store `finished_seq = seq`, flush.
+//! 3. [`Tx::commit`] in `COMMIT`: fence what was flushed before (bytes the caller stored without
+//!    recording them, such as a fresh allocation's payload); append a commit entry holding the
+//!    checksum of every recorded range's new bytes; flush the ranges and the entry; fence (one
+//!    disk round trip); store `finished_seq = seq` and flush it without waiting: the next fence
+//!    carries it, and a transaction's first fence always comes before its first store.
+//!    In `GROUP` (and on the host): flush every recorded range, fence, store
+//!    `finished_seq = seq`, flush.
 //!    [`Tx::abort`]: copy the old bytes back newest first, flush, then store `finished_seq`.
 //!
 //! Durability modes ([`crate::boot::durability`]): `NONE` never flushes (stores to `MAP_SHARED`
@@ -38,7 +44,13 @@
 //!
 //! # Recovery
 //! [`plan`] reads the log and finds the unfinished transaction; [`rollback`] undoes it newest
-//! first, flushes and sets `finished_seq = seq`. Running it twice (a crash during recovery) is
+//! first, flushes and sets `finished_seq = seq`. An unfinished transaction whose entries end in
+//! a valid commit entry whose checksum matches the recorded ranges' bytes now committed: its
+//! ranges all reached the disk, so it is only marked finished. A mismatch means a power loss
+//! tore the commit's flush, and it is undone like any other (its old bytes were durable before
+//! the first store). This holds while one writer at a time changes an object and its ranges are
+//! stored into only inside transactions (after recording them), as the runtimes do: nothing else
+//! can change a committed range before its `finished_seq` is durable. Running it twice (a crash during recovery) is
 //! harmless. An object whose marker names an anchor with `finished_seq < tx_anchor_seq` was
 //! touched by that anchor's unfinished transaction: [`recover_marker`] recovers the anchor
 //! first, then clears the marker. Markers are cleared lazily: a marker whose anchor has
@@ -94,8 +106,10 @@ use crate::meta::ObjMeta;
 
 /// `b"TWZTXLOG"` read little-endian.
 pub const LOG_MAGIC: u64 = u64::from_le_bytes(*b"TWZTXLOG");
-/// The log format version this crate describes.
-pub const LOG_VERSION: u32 = 1;
+/// The log format version this crate writes: 2 added commit entries ([`kind::COMMIT`]).
+pub const LOG_VERSION: u32 = 2;
+/// The oldest version this crate reads (a version-1 log is upgraded by its next transaction).
+pub const LOG_VERSION_MIN: u32 = 1;
 /// Size of [`LogHeader`].
 pub const LOG_HEADER_SIZE: u64 = 64;
 /// Size of [`EntryHeader`].
@@ -185,7 +199,9 @@ impl LogHeader {
     pub fn finished(&self) -> Result<u64, LogError> {
         match self.magic {
             0 => Ok(0),
-            LOG_MAGIC if self.version != LOG_VERSION => Err(LogError::BadVersion(self.version)),
+            LOG_MAGIC if !(LOG_VERSION_MIN..=LOG_VERSION).contains(&self.version) => {
+                Err(LogError::BadVersion(self.version))
+            }
             LOG_MAGIC if self.header_size as u64 != LOG_HEADER_SIZE => {
                 Err(LogError::BadHeaderSize(self.header_size))
             }
@@ -209,8 +225,8 @@ pub struct EntryHeader {
     pub len: u32,
     /// Position of the transaction's previous entry (bytes from [`LOG_OFFSET`]), or [`NO_PREV`].
     pub prev: u32,
-    /// Reserved, zero.
-    pub _rsv: u32,
+    /// What the entry is ([`kind`]).
+    pub kind: u32,
     /// [`Checksum`] over the fields above and the padded old bytes.
     pub check: u64,
 }
@@ -225,7 +241,7 @@ impl EntryHeader {
         b[24..28].copy_from_slice(&self.offset.to_le_bytes());
         b[28..32].copy_from_slice(&self.len.to_le_bytes());
         b[32..36].copy_from_slice(&self.prev.to_le_bytes());
-        b[36..40].copy_from_slice(&self._rsv.to_le_bytes());
+        b[36..40].copy_from_slice(&self.kind.to_le_bytes());
         b[40..48].copy_from_slice(&self.check.to_le_bytes());
         b
     }
@@ -240,7 +256,7 @@ impl EntryHeader {
             offset: le32(b, 24),
             len: le32(b, 28),
             prev: le32(b, 32),
-            _rsv: le32(b, 36),
+            kind: le32(b, 36),
             check: le64(b, 40),
         }
     }
@@ -257,7 +273,7 @@ impl EntryHeader {
         c.word(u64::from_le_bytes(self.target_word(0)));
         c.word(u64::from_le_bytes(self.target_word(8)));
         c.word(self.offset as u64 | (self.len as u64) << 32);
-        c.word(self.prev as u64 | (self._rsv as u64) << 32);
+        c.word(self.prev as u64 | (self.kind as u64) << 32);
         c
     }
 
@@ -267,6 +283,19 @@ impl EntryHeader {
         w
     }
 }
+
+/// Kinds of log entries.
+pub mod kind {
+    /// The old bytes of a range, restored if the transaction does not commit.
+    pub const UNDO: u32 = 0;
+    /// The last entry of a transaction committed in durability `COMMIT`: no target, offset 0,
+    /// 8 bytes of data, the [`super::Checksum`] of the new bytes of every range the transaction
+    /// recorded (see [`super::Tx::commit`]).
+    pub const COMMIT: u32 = 1;
+}
+
+/// Bytes a commit entry takes (room for it is kept free by every record).
+pub const COMMIT_ENTRY_SIZE: u64 = entry_size(8);
 
 /// Bytes an entry with `len` old bytes takes in the log.
 pub const fn entry_size(len: u64) -> u64 {
@@ -492,6 +521,12 @@ impl Tx {
         };
         if header.magic == 0 {
             format_log(mem_, anchor, mode != durability::NONE)?;
+        } else if header.version < LOG_VERSION {
+            // This transaction may end in a commit entry, which older code would not know.
+            mem(mem_.write(anchor, LOG_OFFSET + 8, &LOG_VERSION.to_le_bytes()))?;
+            if mode != durability::NONE {
+                mem(mem_.flush(anchor, LOG_OFFSET + 8, 4))?;
+            }
         }
         let seq = finished.checked_add(1).ok_or(LogError::SeqExhausted)?;
         if le64(&raw, 64) == seq && check_entry(mem_, anchor, FIRST_ENTRY, seq, NO_PREV)?.is_some()
@@ -538,6 +573,40 @@ impl Tx {
         offset: u64,
         len: u64,
     ) -> Result<(), TxError<M::Error>> {
+        self.append(mem_, target, offset, len)?;
+        if self.mode != durability::NONE {
+            mem(mem_.fence())?;
+        }
+        Ok(())
+    }
+
+    /// [`Tx::record`] for several ranges `(target, offset, len)` with one fence: the caller may
+    /// modify any of them once this returns (and none before). On an error the ranges recorded
+    /// so far stay recorded.
+    pub fn record_many<M: ObjectMemory>(
+        &mut self,
+        mem_: &mut M,
+        ranges: &[(ObjId, u64, u64)],
+    ) -> Result<(), TxError<M::Error>> {
+        let done = ranges
+            .iter()
+            .try_for_each(|&(target, offset, len)| self.append(mem_, target, offset, len));
+        if self.mode != durability::NONE {
+            mem(mem_.fence())?;
+        }
+        done
+    }
+
+    /// Appends the undo entry of a range and flushes it (with its target's marker); the
+    /// caller fences.
+    #[inline]
+    fn append<M: ObjectMemory>(
+        &mut self,
+        mem_: &mut M,
+        target: ObjId,
+        offset: u64,
+        len: u64,
+    ) -> Result<(), TxError<M::Error>> {
         if !loggable(offset, len) {
             return Err(TxError::OutsideData {
                 target,
@@ -549,10 +618,10 @@ impl Tx {
             return Ok(());
         }
         let size = entry_size(len);
-        if self.tail + size > LOG_END {
+        if self.tail + size + COMMIT_ENTRY_SIZE > LOG_END {
             return Err(TxError::TooLarge {
                 needed: self.log_bytes() + size,
-                capacity: LOG_CAPACITY,
+                capacity: LOG_CAPACITY - COMMIT_ENTRY_SIZE,
             });
         }
         if self.entries == 0 && self.mode == durability::GROUP {
@@ -563,8 +632,8 @@ impl Tx {
         let (real, encoded) = if target.is_null() || target == self.anchor {
             (self.anchor, ObjId::NULL)
         } else {
-            // Flushed here, fenced with the entry below: both are durable before the caller's
-            // first store into the target (one disk round trip instead of two).
+            // Flushed here, fenced with the entry: both are durable before the caller's first
+            // store into the target (one disk round trip instead of two).
             self.mark(mem_, target)?;
             (target, target)
         };
@@ -575,7 +644,7 @@ impl Tx {
             offset: offset as u32,
             len: len as u32,
             prev: self.last,
-            _rsv: 0,
+            kind: kind::UNDO,
             check: 0,
         };
         let mut sum = h.checksum_start();
@@ -606,7 +675,6 @@ impl Tx {
         }
         if self.mode != durability::NONE {
             mem(mem_.flush(self.anchor, self.tail, size))?;
-            mem(mem_.fence())?;
         }
         self.last = (self.tail - LOG_OFFSET) as u32;
         self.tail += size;
@@ -635,28 +703,72 @@ impl Tx {
         if self.entries == 0 {
             return Ok(());
         }
-        let durable = self.mode != durability::NONE;
-        if durable {
-            let mut at = self.last;
-            while at != NO_PREV {
-                let h = read_entry_header(mem_, self.anchor, LOG_OFFSET + at as u64)?;
-                let real = if h.target.is_null() {
-                    self.anchor
-                } else {
-                    h.target
-                };
-                mem(mem_.flush(real, h.offset as u64, h.len as u64))?;
-                at = h.prev;
+        match self.mode {
+            durability::NONE => finish(mem_, self.anchor, self.seq, false, false),
+            durability::GROUP => {
+                self.for_each_range(mem_, |m, obj, off, len| m.flush(obj, off, len))?;
+                mem(mem_.fence())?;
+                finish(mem_, self.anchor, self.seq, true, false)
             }
-            mem(mem_.fence())?;
+            _ => {
+                // Bytes the caller flushed itself must not share the commit's fence: the
+                // checksum below does not cover them.
+                mem(mem_.fence())?;
+                let mut sum = Checksum::new();
+                self.for_each_range(mem_, |m, obj, off, len| {
+                    feed_range(m, &mut sum, obj, off, len)?;
+                    m.flush(obj, off, len)
+                })?;
+                self.append_commit(mem_, sum.finish())?;
+                mem(mem_.fence())?;
+                finish(mem_, self.anchor, self.seq, true, false)
+            }
         }
-        finish(
-            mem_,
-            self.anchor,
-            self.seq,
-            durable,
-            self.mode != durability::GROUP,
-        )
+    }
+
+    /// Calls `f` with each recorded range (object, offset, length), newest first.
+    fn for_each_range<M: ObjectMemory>(
+        &self,
+        mem_: &mut M,
+        mut f: impl FnMut(&mut M, ObjId, u64, u64) -> Result<(), M::Error>,
+    ) -> Result<(), TxError<M::Error>> {
+        let mut at = self.last;
+        while at != NO_PREV {
+            let h = read_entry_header(mem_, self.anchor, LOG_OFFSET + at as u64)?;
+            let real = if h.target.is_null() {
+                self.anchor
+            } else {
+                h.target
+            };
+            mem(f(mem_, real, h.offset as u64, h.len as u64))?;
+            at = h.prev;
+        }
+        Ok(())
+    }
+
+    /// Appends the commit entry carrying `data_sum` and flushes it (`record` kept room for it).
+    fn append_commit<M: ObjectMemory>(
+        &self,
+        mem_: &mut M,
+        data_sum: u64,
+    ) -> Result<(), TxError<M::Error>> {
+        let mut h = EntryHeader {
+            seq: self.seq,
+            target: ObjId::NULL,
+            offset: 0,
+            len: 8,
+            prev: self.last,
+            kind: kind::COMMIT,
+            check: 0,
+        };
+        let mut sum = h.checksum_start();
+        sum.word(data_sum);
+        h.check = sum.finish();
+        let mut b = [0u8; COMMIT_ENTRY_SIZE as usize];
+        b[..ENTRY_HEADER_SIZE as usize].copy_from_slice(&h.to_bytes());
+        b[ENTRY_HEADER_SIZE as usize..].copy_from_slice(&data_sum.to_le_bytes());
+        mem(mem_.write(self.anchor, self.tail, &b))?;
+        mem(mem_.flush(self.anchor, self.tail, COMMIT_ENTRY_SIZE))
     }
 
     /// Puts back every recorded range's old bytes, newest first, and ends the transaction.
@@ -718,6 +830,51 @@ fn read_entry_header<M: ObjectMemory>(
     Ok(EntryHeader::from_bytes(&b))
 }
 
+/// The checksum a commit entry holds for the chain ending at `last`: every range's bytes as
+/// they are now, newest entry first (the order [`Tx::commit`] computes it in).
+fn chain_sum<M: ObjectMemory>(
+    mem_: &mut M,
+    anchor: ObjId,
+    last: u32,
+) -> Result<u64, TxError<M::Error>> {
+    let mut sum = Checksum::new();
+    let mut at = last;
+    while at != NO_PREV {
+        let h = read_entry_header(mem_, anchor, LOG_OFFSET + at as u64)?;
+        let real = if h.target.is_null() { anchor } else { h.target };
+        mem(feed_range(
+            mem_,
+            &mut sum,
+            real,
+            h.offset as u64,
+            h.len as u64,
+        ))?;
+        at = h.prev;
+    }
+    Ok(sum.finish())
+}
+
+/// Feeds the bytes at `offset..offset+len` of `obj`, zero padded to 8, into `sum`.
+fn feed_range<M: ObjectMemory>(
+    mem_: &mut M,
+    sum: &mut Checksum,
+    obj: ObjId,
+    offset: u64,
+    len: u64,
+) -> Result<(), M::Error> {
+    let mut buf = [0u8; CHUNK];
+    let mut done = 0u64;
+    while done < len {
+        let n = (len - done).min(CHUNK as u64) as usize;
+        let padded = (n + 7) & !7;
+        buf[n..padded].fill(0);
+        mem_.read(obj, offset + done, &mut buf[..n])?;
+        sum.words(&buf[..padded]);
+        done += n as u64;
+    }
+    Ok(())
+}
+
 /// Copies the old bytes of the chain ending at `last` back, newest first; flushes each range
 /// and fences at the end when `durable`.
 fn undo_chain<M: ObjectMemory>(
@@ -767,7 +924,7 @@ fn check_entry<M: ObjectMemory>(
         return Ok(None);
     }
     let h = read_entry_header(mem_, anchor, pos)?;
-    if h.seq != seq || h.prev != prev || h._rsv != 0 || pos + h.size() > LOG_END {
+    if h.seq != seq || h.prev != prev || h.kind > kind::COMMIT || pos + h.size() > LOG_END {
         return Ok(None);
     }
     let mut sum = h.checksum_start();
@@ -783,7 +940,11 @@ fn check_entry<M: ObjectMemory>(
     if sum.finish() != h.check {
         return Ok(None);
     }
-    if !loggable(h.offset as u64, h.len as u64) {
+    let well_formed = match h.kind {
+        kind::COMMIT => h.target.is_null() && h.offset == 0 && h.len == 8 && prev != NO_PREV,
+        _ => loggable(h.offset as u64, h.len as u64),
+    };
+    if !well_formed {
         return Err(LogError::BadEntry {
             at: pos - LOG_OFFSET,
         }
@@ -812,6 +973,9 @@ pub struct Pending {
     pub bytes: u64,
     /// Position of the last one (bytes from [`LOG_OFFSET`]).
     pub last: u32,
+    /// It ended in a commit entry whose checksum matches its ranges' bytes: it committed, and
+    /// recovery only marks it finished.
+    pub committed: bool,
 }
 
 /// Reads `anchor`'s log (only reads) and finds its unfinished transaction, if any.
@@ -823,16 +987,28 @@ pub fn plan<M: ObjectMemory>(mem_: &mut M, anchor: ObjId) -> Result<LogState, Tx
     let mut pos = FIRST_ENTRY;
     let mut prev = NO_PREV;
     let mut entries = 0u32;
+    let mut commit_sum = None;
     while let Some(h) = check_entry(mem_, anchor, pos, seq, prev)? {
+        if h.kind == kind::COMMIT {
+            let mut b = [0u8; 8];
+            mem(mem_.read(anchor, pos + ENTRY_HEADER_SIZE, &mut b))?;
+            commit_sum = Some(u64::from_le_bytes(b));
+            break;
+        }
         entries += 1;
         prev = (pos - LOG_OFFSET) as u32;
         pos += h.size();
     }
+    let committed = match commit_sum {
+        Some(want) => chain_sum(mem_, anchor, prev)? == want,
+        None => false,
+    };
     let pending = (entries > 0).then_some(Pending {
         seq,
         entries,
         bytes: pos - FIRST_ENTRY,
         last: prev,
+        committed,
     });
     Ok(LogState {
         finished_seq: finished,
@@ -841,7 +1017,8 @@ pub fn plan<M: ObjectMemory>(mem_: &mut M, anchor: ObjId) -> Result<LogState, Tx
 }
 
 /// Undoes the unfinished transaction `state` found (from [`plan`] on the same memory) and marks
-/// it finished; returns the entries undone (0 when there was nothing to do). Flushes when
+/// it finished; returns the entries undone (0 when there was nothing to do, or when it had
+/// committed: [`Pending::committed`]). Flushes when
 /// `durable`.
 pub fn rollback<M: ObjectMemory>(
     mem_: &mut M,
@@ -852,7 +1029,11 @@ pub fn rollback<M: ObjectMemory>(
     let Some(p) = state.pending else {
         return Ok(0);
     };
-    let n = undo_chain(mem_, anchor, p.last, durable)?;
+    let n = if p.committed {
+        0
+    } else {
+        undo_chain(mem_, anchor, p.last, durable)?
+    };
     if state.finished_seq == 0 {
         // A log never formatted cannot hold entries this code accepts, but keep the header
         // well formed whatever wrote them.
@@ -1102,8 +1283,11 @@ mod tests {
         assert_eq!(h.finished(), Ok(77));
         assert_eq!(LogHeader::default().finished(), Ok(0));
         let mut bad = h;
-        bad.version = 2;
-        assert_eq!(bad.finished(), Err(LogError::BadVersion(2)));
+        bad.version = LOG_VERSION + 1;
+        assert_eq!(bad.finished(), Err(LogError::BadVersion(LOG_VERSION + 1)));
+        let mut old = h;
+        old.version = LOG_VERSION_MIN;
+        assert_eq!(old.finished(), Ok(77), "older versions are read");
         bad = h;
         bad.magic = 5;
         assert_eq!(bad.finished(), Err(LogError::BadMagic(5)));
@@ -1113,7 +1297,7 @@ mod tests {
             offset: 0x1000,
             len: 13,
             prev: 64,
-            _rsv: 0,
+            kind: kind::UNDO,
             check: 9,
         };
         assert_eq!(EntryHeader::from_bytes(&e.to_bytes()), e);
@@ -1163,8 +1347,9 @@ mod tests {
         assert_eq!(m.get(A, X + 100), 0);
         assert_eq!(plan(&mut m, A).unwrap().finished_seq, 2);
         assert_eq!(
-            m.flushes, 5,
-            "NONE mode never flushes (5 came from the first commit)"
+            m.flushes, 6,
+            "NONE mode never flushes (6 came from the first commit: 2 formatting the log, the \
+             entry, the range, the commit entry, finished_seq)"
         );
     }
 
@@ -1247,7 +1432,7 @@ mod tests {
             e,
             TxError::TooLarge {
                 needed: 4 * entry_size(big),
-                capacity: LOG_CAPACITY
+                capacity: LOG_CAPACITY - COMMIT_ENTRY_SIZE
             }
         );
         assert!(std::format!("{e}").contains("too large for its log"));
@@ -1322,6 +1507,163 @@ mod tests {
             MarkerOutcome::Stale(_)
         ));
         assert_eq!(m.get(B, X), 7);
+    }
+
+    /// Sets `anchor`'s `finished_seq` back to `seq`, as if a power loss had lost its last store.
+    fn lose_finished(m: &mut Mem, anchor: ObjId, seq: u64) {
+        m.put(anchor, HDR_FINISHED, seq);
+    }
+
+    #[test]
+    fn a_commit_waits_for_one_fence_and_leaves_finished_to_the_next() {
+        let mut m = Mem::default();
+        update(&mut m, A, A, X, 1); // formats the log
+        let mut tx = Tx::begin(&mut m, A, durability::COMMIT).unwrap();
+        tx.record(&mut m, A, X, 8).unwrap();
+        m.put(A, X, 2);
+        tx.record(&mut m, B, X, 16).unwrap();
+        m.put(B, X, 3);
+        let (fences, tail) = (m.fences, tx.tail);
+        m.durable.clear();
+        tx.commit(&mut m).unwrap();
+        // The leading fence finds nothing pending here (a runtime's is then free).
+        assert_eq!(m.fences - fences, 2);
+        for range in [(A, X, 8), (B, X, 16), (A, tail, COMMIT_ENTRY_SIZE)] {
+            assert!(
+                m.durable.contains(&range),
+                "{range:?} durable: {:?}",
+                m.durable
+            );
+        }
+        assert_eq!(
+            m.unfenced,
+            [(A, HDR_FINISHED, 8)],
+            "finished_seq waits for the next fence"
+        );
+        assert_eq!(plan(&mut m, A).unwrap().pending, None);
+        let mut next = Tx::begin(&mut m, A, durability::COMMIT).unwrap();
+        next.record(&mut m, A, X, 8).unwrap();
+        assert!(m.unfenced.is_empty());
+        assert!(
+            m.durable.contains(&(A, HDR_FINISHED, 8)),
+            "before the next store"
+        );
+        next.abort(&mut m).unwrap();
+    }
+
+    #[test]
+    fn a_commit_whose_finished_seq_was_lost_is_kept_by_recovery() {
+        let mut m = Mem::default();
+        update(&mut m, A, A, X, 1);
+        m.put(B, X + 64, 5);
+        let mut tx = Tx::begin(&mut m, A, durability::COMMIT).unwrap();
+        tx.record(&mut m, A, X, 8).unwrap();
+        m.put(A, X, 2);
+        tx.record(&mut m, B, X + 64, 8).unwrap();
+        m.put(B, X + 64, 6);
+        tx.commit(&mut m).unwrap();
+        lose_finished(&mut m, A, 1);
+        let state = plan(&mut m, A).unwrap();
+        let p = state.pending.unwrap();
+        assert!(p.committed, "every range holds its new bytes");
+        assert_eq!((p.seq, p.entries), (2, 2));
+        assert_eq!(
+            rollback(&mut m, A, &state, true).unwrap(),
+            0,
+            "nothing undone"
+        );
+        assert_eq!((m.get(A, X), m.get(B, X + 64)), (2, 6));
+        assert_eq!(plan(&mut m, A).unwrap().finished_seq, 2);
+        // B's marker names the finished transaction: stale.
+        assert!(matches!(
+            recover_marker(&mut m, B, true).unwrap(),
+            MarkerOutcome::Stale(_)
+        ));
+    }
+
+    #[test]
+    fn a_commit_torn_by_a_power_loss_is_undone() {
+        let mut m = Mem::default();
+        update(&mut m, A, A, X, 1);
+        m.put(B, X + 64, 5);
+        let mut tx = Tx::begin(&mut m, A, durability::COMMIT).unwrap();
+        tx.record(&mut m, A, X, 8).unwrap();
+        m.put(A, X, 2);
+        tx.record(&mut m, B, X + 64, 8).unwrap();
+        m.put(B, X + 64, 6);
+        tx.commit(&mut m).unwrap();
+        // The power loss came during the commit's fence: the commit entry and A's range reached
+        // the disk, B's range did not.
+        lose_finished(&mut m, A, 1);
+        m.put(B, X + 64, 5);
+        let state = plan(&mut m, A).unwrap();
+        assert!(!state.pending.unwrap().committed);
+        assert_eq!(rollback(&mut m, A, &state, true).unwrap(), 2);
+        assert_eq!((m.get(A, X), m.get(B, X + 64)), (1, 5), "all or nothing");
+        // A forged commit entry (right checksum of its own, wrong shape) is an error.
+        let mut tx = Tx::begin(&mut m, A, durability::COMMIT).unwrap();
+        tx.record(&mut m, A, X, 8).unwrap();
+        let at = tx.tail;
+        let mut h = EntryHeader {
+            seq: tx.seq,
+            target: ObjId::NULL,
+            offset: X as u32,
+            len: 8,
+            prev: tx.last,
+            kind: kind::COMMIT,
+            check: 0,
+        };
+        let mut sum = h.checksum_start();
+        sum.word(0);
+        h.check = sum.finish();
+        m.write(A, at, &h.to_bytes()).unwrap();
+        m.put(A, at + ENTRY_HEADER_SIZE, 0);
+        assert!(matches!(
+            plan(&mut m, A),
+            Err(TxError::Log(LogError::BadEntry { .. }))
+        ));
+        drop(tx);
+    }
+
+    #[test]
+    fn record_many_saves_every_range_behind_one_fence() {
+        let mut m = Mem::default();
+        update(&mut m, A, A, X, 1);
+        m.put(B, X, 7);
+        let mut tx = Tx::begin(&mut m, A, durability::COMMIT).unwrap();
+        let fences = m.fences;
+        tx.record_many(&mut m, &[(A, X, 8), (B, X, 8), (ObjId::NULL, X + 8, 16)])
+            .unwrap();
+        assert_eq!(m.fences - fences, 1);
+        assert!(m.unfenced.is_empty());
+        assert_eq!(tx.entries(), 3);
+        m.put(A, X, 2);
+        m.put(B, X, 8);
+        m.put(A, X + 8, 9);
+        drop(tx); // crash
+        recover_anchor(&mut m, A, true).unwrap();
+        assert_eq!((m.get(A, X), m.get(B, X), m.get(A, X + 8)), (1, 7, 0));
+        let mut tx = Tx::begin(&mut m, A, durability::COMMIT).unwrap();
+        let e = tx.record_many(&mut m, &[(A, X, 8), (A, 0, 8)]).unwrap_err();
+        assert!(matches!(e, TxError::OutsideData { .. }));
+        assert_eq!(
+            tx.entries(),
+            1,
+            "the good range before the bad one stays recorded"
+        );
+        tx.abort(&mut m).unwrap();
+    }
+
+    #[test]
+    fn a_version_1_log_is_read_and_upgraded_by_its_next_transaction() {
+        let mut m = Mem::default();
+        update(&mut m, A, A, X, 1);
+        m.write(A, LOG_OFFSET + 8, &1u32.to_le_bytes()).unwrap();
+        assert_eq!(plan(&mut m, A).unwrap().finished_seq, 1);
+        update(&mut m, A, A, X, 2);
+        let mut v = [0u8; 4];
+        m.read(A, LOG_OFFSET + 8, &mut v).unwrap();
+        assert_eq!(u32::from_le_bytes(v), LOG_VERSION);
     }
 
     #[test]

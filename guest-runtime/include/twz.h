@@ -107,12 +107,22 @@ int twz_tx_begin(twz_obj *o, twz_tx **out);
  * them: call it BEFORE storing there. -EINVAL outside an object's data, -EACCES on a read-only
  * object, -E2BIG when the transaction no longer fits in its log (about 1 MiB; abort it). */
 int twz_tx_record(twz_tx *tx, const void *p, size_t len);
+/* One range for twz_tx_record_many. */
+typedef struct twz_range {
+    const void *addr;
+    size_t len;
+} twz_range;
+/* twz_tx_record for `n` ranges (at most 16, else -E2BIG) behind one wait for the disk in a
+ * durable run, where each twz_tx_record waits once: store into none of them before it returns.
+ * On an error the ranges before the bad one stay recorded. */
+int twz_tx_record_many(twz_tx *tx, const twz_range *ranges, size_t n);
 /* Makes the transaction's stores permanent and frees `tx`. */
 int twz_tx_commit(twz_tx *tx);
 /* Puts back every recorded range (newest first) and frees `tx`. */
 int twz_tx_abort(twz_tx *tx);
 /* Adds the `len` bytes at `p` (stored without twz_tx_record, e.g. a fresh twz_obj_alloc block)
- * to what the commit makes durable: they are flushed in the commit's one fence, not separately. */
+ * to what the commit makes durable: they go with the next record's wait for the disk, or with one
+ * of their own at commit (before the commit entry, whose checksum does not cover them). */
 int twz_tx_flush(twz_tx *tx, const void *p, size_t len);
 /* Makes every transaction committed so far durable (all anchors), with one host request, and
  * waits. In --durability group commits do not wait: call this before acknowledging any write

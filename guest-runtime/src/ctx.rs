@@ -91,6 +91,45 @@ pub unsafe extern "C" fn twz_tx_record(tx: *mut Tx, p: *const c_void, len: usize
     }
 }
 
+/// One range of `twz_tx_record_many` (`twz_range` in `twz.h`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct TwzRange {
+    /// Start of the range.
+    pub addr: *const c_void,
+    /// Its length in bytes.
+    pub len: usize,
+}
+
+/// `twz_tx_record_many`: saves `n` ranges for rollback behind one wait for the disk.
+///
+/// # Safety
+/// `tx` null or a live transaction handle; `ranges` null or readable for `n` ranges.
+#[no_mangle]
+pub unsafe extern "C" fn twz_tx_record_many(
+    tx: *mut Tx,
+    ranges: *const TwzRange,
+    n: usize,
+) -> c_int {
+    // SAFETY: caller guarantee.
+    let Some(t) = (unsafe { tx_handle(tx) }) else {
+        return EINVAL;
+    };
+    if n > crate::tx::RECORD_MANY_MAX {
+        return -(E2BIG as c_int);
+    }
+    if ranges.is_null() && n > 0 {
+        return EINVAL;
+    }
+    let mut addrs = [(0u64, 0u64); crate::tx::RECORD_MANY_MAX];
+    for (i, a) in addrs.iter_mut().enumerate().take(n) {
+        // SAFETY: caller guarantee: `ranges` is readable for `n` entries and `i < n`.
+        let r = unsafe { ranges.add(i).read() };
+        *a = (r.addr as u64, r.len as u64);
+    }
+    status(t.record_addrs(&addrs[..n]))
+}
+
 /// Takes back a handle given out by `twz_tx_begin`.
 ///
 /// # Safety
@@ -306,6 +345,10 @@ mod tests {
             );
             assert_eq!(
                 twz_tx_record(core::ptr::null_mut(), &field as *const u64 as _, 8),
+                EINVAL
+            );
+            assert_eq!(
+                twz_tx_record_many(core::ptr::null_mut(), core::ptr::null(), 0),
                 EINVAL
             );
             assert_eq!(twz_tx_commit(core::ptr::null_mut()), EINVAL);

@@ -23,7 +23,7 @@ use alloc::vec::Vec;
 use core::cell::UnsafeCell;
 use core::fmt;
 
-use abi::layout::{LOG_OFFSET, LOG_SIZE, OBJ_SIZE};
+use abi::layout::{LOG_OFFSET, LOG_SIZE, META_ALLOC_TOP, OBJ_SIZE};
 use abi::memmap::{slot_addr, slot_of};
 use abi::palloc::{self, AllocError};
 use abi::ring::{FlushRange, FLUSH_MANY_MAX};
@@ -43,6 +43,8 @@ pub const DEFAULT_BASE_SIZE: u64 = 4096;
 const SEEN: usize = 4;
 /// Flushed ranges remembered until the next fence (beyond that the fence comes early).
 const PENDING: usize = 1024;
+/// Ranges [`Tx::record_addrs`] takes at once (more: `EINVAL`).
+pub const RECORD_MANY_MAX: usize = 16;
 
 type Seen = [Option<(ObjId, Mapping)>; SEEN];
 
@@ -339,6 +341,26 @@ impl Tx {
         Ok(())
     }
 
+    /// Saves several ranges `(addr, len)` (see [`Tx::record_addr`]) behind one wait for the
+    /// disk in a durable run, where each `record_addr` waits once: store into none of them
+    /// before this returns. At most [`RECORD_MANY_MAX`] ranges.
+    pub fn record_addrs(&mut self, ranges: &[(u64, u64)]) -> Result<(), TxError> {
+        if ranges.len() > RECORD_MANY_MAX {
+            return Err(obj_err(ObjError::Host(crate::errno::Errno::EINVAL)));
+        }
+        let mut located = [(ObjId::NULL, 0u64, 0u64); RECORD_MANY_MAX];
+        for (slot, &(addr, len)) in located.iter_mut().zip(ranges) {
+            let (id, offset, writable) = locate(addr).map_err(obj_err)?;
+            if !writable {
+                return Err(obj_err(ObjError::ReadOnly));
+            }
+            *slot = (id, offset, len);
+        }
+        let (log, mem) = self.parts();
+        log.record_many(mem, &located[..ranges.len()])?;
+        Ok(())
+    }
+
     /// Saves `*field` (see [`Tx::record_addr`]).
     #[inline]
     pub fn record<U>(&mut self, field: &U) -> Result<(), TxError> {
@@ -372,6 +394,9 @@ impl Tx {
     /// payload may be written without recording it: the allocation is undone on rollback.
     pub fn alloc_in(&mut self, obj: ObjId, size: u64, base_size: u64) -> Result<u64, TxError> {
         let (log, mem) = self.parts();
+        let mut top = [0u8; 8];
+        mem.read(obj, META_ALLOC_TOP, &mut top).map_err(obj_err)?;
+        let top = u64::from_le_bytes(top);
         let off = match palloc::alloc(mem, log, obj, size) {
             Err(AllocError::NotInitialized) => {
                 palloc::init(mem, log, obj, base_size)?;
@@ -381,7 +406,11 @@ impl Tx {
         };
         // A block taken from a free list keeps its list link in its first word: record it, so
         // a rollback that puts the block back finds the link intact whatever the caller wrote.
-        log.record(mem, obj, off, 8)?;
+        // A block carved above the old top has no link (a rollback lowers the top below it),
+        // and skipping it saves a durable commit one disk round trip.
+        if off < top {
+            log.record(mem, obj, off, 8)?;
+        }
         Ok(off)
     }
 

@@ -114,6 +114,9 @@ pub struct RecoveryReport {
     pub id: String,
     /// Its own unfinished transaction that was rolled back: (sequence number, entries undone).
     pub rolled_back: Option<(u64, u32)>,
+    /// Its own transaction that had committed but whose finished mark a power loss took: marked
+    /// finished, nothing undone.
+    pub completed: Option<u64>,
     /// What its pending-transaction marker led to, if it had one.
     pub marker: Option<MarkerReport>,
 }
@@ -158,6 +161,9 @@ pub struct TxView {
     pub finished_seq: Option<u64>,
     /// Its unfinished transaction: (sequence number, entries, log bytes).
     pub pending: Option<(u64, u32, u64)>,
+    /// That transaction had committed (a durable commit entry matches its ranges); recovery
+    /// only marks it finished.
+    pub pending_committed: bool,
     /// The pending-transaction marker, if set: (anchor, sequence number, still pending).
     pub marker: Option<(String, u64, bool)>,
     /// Some process has the object open for writing (its transaction may be live).
@@ -182,6 +188,14 @@ impl TxView {
         }
         let mut parts = Vec::new();
         match self.pending {
+            Some((seq, _, _)) if self.pending_committed => parts.push(format!(
+                "transaction {seq} committed but not marked finished, {}",
+                if self.in_use {
+                    "transaction in progress"
+                } else {
+                    "needs recovery (which keeps it)"
+                }
+            )),
             Some((seq, n, bytes)) => parts.push(format!(
                 "unfinished transaction {seq}: {n} entr{} ({bytes} bytes), {}",
                 if n == 1 { "y" } else { "ies" },
@@ -284,7 +298,11 @@ impl Store {
         let state = txlog::plan(&mut mem, id).map_err(tx_err(id))?;
         if let Some(p) = state.pending {
             let n = txlog::rollback(&mut mem, id, &state, true).map_err(tx_err(id))?;
-            report.rolled_back = Some((p.seq, n));
+            if p.committed {
+                report.completed = Some(p.seq);
+            } else {
+                report.rolled_back = Some((p.seq, n));
+            }
         }
         let marker = obj.meta().tx_marker();
         if marker.is_clear() {
@@ -352,6 +370,7 @@ impl Store {
             Ok(st) => {
                 view.finished_seq = Some(st.finished_seq);
                 view.pending = st.pending.map(|p| (p.seq, p.entries, p.bytes));
+                view.pending_committed = st.pending.is_some_and(|p| p.committed);
             }
             Err(TxError::Memory(e)) => return Err(e),
             Err(e) => view.problem = Some(e.to_string()),

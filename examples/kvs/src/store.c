@@ -374,8 +374,8 @@ static int put_in(kvs *k, twz_tx *tx, const void *key, size_t klen, const void *
     if ((flags & KVS_KEEPTTL) && live) expire = old->expire;
     if (old && (rc = writable(k, old))) return rc;
     if (old && old->vlen == vlen && vlen <= INPLACE_MAX) {
-        if (old->expire != expire) rc = twz_tx_record(tx, &old->expire, sizeof old->expire);
-        if (!rc) rc = twz_tx_record(tx, rval(old), vlen);
+        twz_range in_place[2] = {{rval(old), vlen}, {&old->expire, sizeof old->expire}};
+        rc = twz_tx_record_many(tx, in_place, old->expire != expire ? 2 : 1);
         if (!rc) {
             old->expire = expire;
             memmove(rval(old), a, alen);
@@ -393,9 +393,13 @@ static int put_in(kvs *k, twz_tx *tx, const void *key, size_t klen, const void *
         memcpy(rval(nr) + alen, b, blen);
         rc = persist(k, tx, nr, size);
     }
-    if (!rc) rc = twz_tx_record(tx, s, sizeof *s);
+    if (!rc) {
+        /* The slot and, for a new key, the counters: one wait for the disk. */
+        twz_range at_index[2] = {{s, sizeof *s}, {&r->count, 2 * sizeof r->count}};
+        rc = twz_tx_record_many(tx, at_index, old ? 1 : 2);
+    }
     if (!rc && old) rc = twz_obj_free(tx, old);
-    if (!rc && !old && !(rc = twz_tx_record(tx, &r->count, 2 * sizeof r->count))) {
+    if (!rc && !old) {
         if (s->hash) r->tombs--;
         r->count++;
         s->hash = h;

@@ -290,6 +290,11 @@ fn import_text(name: &str, done: &Imported) -> String {
 /// One line saying what recovery did to an object.
 pub(super) fn recovery_text(r: &RecoveryReport) -> String {
     let mut parts = Vec::new();
+    if let Some(seq) = r.completed {
+        parts.push(format!(
+            "finished committed transaction {seq} (its commit entry and every range were durable)"
+        ));
+    }
     if let Some((seq, n)) = r.rolled_back {
         parts.push(format!(
             "rolled back unfinished transaction {seq} ({n} entries)"

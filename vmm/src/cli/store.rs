@@ -93,7 +93,7 @@ pub fn exec(globals: &Globals, cmd: StoreCommand) -> anyhow::Result<u8> {
             }
             let acted: Vec<_> = reports
                 .iter()
-                .filter(|r| r.rolled_back.is_some() || r.marker.is_some())
+                .filter(|r| r.rolled_back.is_some() || r.completed.is_some() || r.marker.is_some())
                 .collect();
             if json {
                 let out = serde_json::json!({ "recovered": acted, "in_use": busy });
