@@ -54,6 +54,7 @@
 
 use core::fmt;
 
+use crate::boot::durability;
 use crate::id::ObjId;
 use crate::layout::{ALLOC_OFFSET, ALLOC_SIZE, BASE_OFFSET, DATA_END, META_ALLOC_TOP};
 use crate::txlog::{ObjectMemory, Tx, TxError};
@@ -336,6 +337,13 @@ fn bump<M: ObjectMemory>(
     h[8..].copy_from_slice(&tag(TAG_USED, top, bsize).to_le_bytes());
     mem.write(obj, top, &h)
         .map_err(|e| AllocError::Tx(TxError::Memory(e)))?;
+    // Not recorded, so the commit would not flush it: durable with the transaction's next
+    // fence, before the commit names the block (a durable `alloc_top` above an unwritten
+    // header would read as a corrupt heap).
+    if tx.mode() != durability::NONE {
+        mem.flush(obj, top, BLOCK_HEADER)
+            .map_err(|e| AllocError::Tx(TxError::Memory(e)))?;
+    }
     Ok(top + BLOCK_HEADER)
 }
 
@@ -669,6 +677,7 @@ mod tests {
     #[derive(Default, Clone)]
     struct Mem {
         pages: HashMap<u64, [u8; 4096]>,
+        flushed: Vec<(u64, u64)>,
     }
 
     impl ObjectMemory for Mem {
@@ -690,7 +699,8 @@ mod tests {
             }
             Ok(())
         }
-        fn flush(&mut self, _: ObjId, _: u64, _: u64) -> Result<(), Self::Error> {
+        fn flush(&mut self, _: ObjId, off: u64, len: u64) -> Result<(), Self::Error> {
+            self.flushed.push((off, len));
             Ok(())
         }
         fn fence(&mut self) -> Result<(), Self::Error> {
@@ -699,6 +709,19 @@ mod tests {
     }
 
     const O: ObjId = ObjId::from_u128(0x0a);
+
+    #[test]
+    fn a_durable_bump_flushes_the_new_block_header() {
+        let mut m = fresh(100);
+        let mut tx = Tx::begin(&mut m, O, durability::COMMIT).unwrap();
+        let p = alloc(&mut m, &mut tx, O, 40).unwrap();
+        assert!(
+            m.flushed.contains(&(p - BLOCK_HEADER, BLOCK_HEADER)),
+            "{:?}",
+            m.flushed
+        );
+        tx.commit(&mut m).unwrap();
+    }
 
     fn fresh(base: u64) -> Mem {
         let mut m = Mem::default();

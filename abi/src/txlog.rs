@@ -23,7 +23,7 @@
 //! 2. [`Tx::record`] before modifying a range in place (in the data region, or the allocator's
 //!    metadata: `alloc_top` and the header at [`crate::layout::ALLOC_OFFSET`]): for a target other than the anchor,
 //!    first set the target's pending-transaction marker (`tx_anchor`, `tx_anchor_seq` in its
-//!    metadata) and flush it; append the entry with the range's old bytes; flush it; fence (one
+//!    metadata) unless it names this anchor already, and flush it; append the entry with the range's old bytes; flush it; fence (one
 //!    fence for both). Only then may the caller store into the range.
 //! 3. [`Tx::commit`] in `COMMIT`: fence what was flushed before (bytes the caller stored without
 //!    recording them, such as a fresh allocation's payload); append a commit entry holding the
@@ -50,11 +50,11 @@
 //! tore the commit's flush, and it is undone like any other (its old bytes were durable before
 //! the first store). This holds while one writer at a time changes an object and its ranges are
 //! stored into only inside transactions (after recording them), as the runtimes do: nothing else
-//! can change a committed range before its `finished_seq` is durable. Running it twice (a crash during recovery) is
-//! harmless. An object whose marker names an anchor with `finished_seq < tx_anchor_seq` was
-//! touched by that anchor's unfinished transaction: [`recover_marker`] recovers the anchor
-//! first, then clears the marker. Markers are cleared lazily: a marker whose anchor has
-//! finished its transaction is stale and means nothing.
+//! can change a committed range before its `finished_seq` is durable. Running it twice (a crash
+//! during recovery) is harmless. An object whose marker names an anchor whose log holds an
+//! unfinished transaction numbered `tx_anchor_seq` or later may have been touched by it:
+//! [`recover_marker`] recovers the anchor first, then clears the marker. Markers are cleared
+//! lazily: a marker whose anchor has no unfinished transaction is stale and means nothing.
 //!
 //! The writer and recovery are generic over [`ObjectMemory`], so the guest runtime (mapped
 //! slots; `clwb`+`sfence` or flush requests through the ring) and the host store (its mappings;
@@ -553,6 +553,11 @@ impl Tx {
         self.anchor
     }
 
+    /// The durability mode ([`durability`]).
+    pub fn mode(&self) -> u32 {
+        self.mode
+    }
+
     /// Entries recorded so far.
     pub fn entries(&self) -> u32 {
         self.entries
@@ -682,13 +687,14 @@ impl Tx {
         Ok(())
     }
 
-    /// Sets `target`'s pending-transaction marker to this transaction unless it already is, and
+    /// Sets `target`'s pending-transaction marker to this transaction unless it names this
+    /// anchor already (with this or an earlier transaction: see [`Marker::is_pending`]), and
     /// flushes it; the caller's next fence makes it durable.
     fn mark<M: ObjectMemory>(&self, mem_: &mut M, target: ObjId) -> Result<(), TxError<M::Error>> {
         let want = marker_bytes(self.anchor, self.seq);
         let mut have = [0u8; MARKER_SIZE];
         mem(mem_.read(target, META_TX_ANCHOR, &mut have))?;
-        if have != want {
+        if have[..16] != self.anchor.0 || le64(&have, 16) > self.seq {
             mem(mem_.write(target, META_TX_ANCHOR, &want))?;
             if self.mode != durability::NONE {
                 mem(mem_.flush(target, META_TX_ANCHOR, MARKER_SIZE as u64))?;
@@ -1068,9 +1074,12 @@ impl Marker {
         self.anchor.is_null()
     }
 
-    /// True when the anchor's log (with `finished_seq`) has not yet finished the transaction.
-    pub fn is_pending(&self, anchor_finished_seq: u64) -> bool {
-        !self.is_clear() && self.seq > anchor_finished_seq
+    /// True when the anchor's log (`anchor`, from [`plan`]) holds an unfinished transaction
+    /// that may have touched the object: the marker's or a later one. (A marker names the
+    /// first transaction of its anchor that touched the object since it was last cleared; later
+    /// transactions of the same anchor leave it as it is, which saves them a flush.)
+    pub fn is_pending(&self, anchor: &LogState) -> bool {
+        !self.is_clear() && anchor.pending.is_some_and(|p| self.seq <= p.seq)
     }
 }
 
@@ -1139,7 +1148,7 @@ pub fn recover_marker<M: ObjectMemory>(
         MarkerOutcome::Stale(marker)
     } else {
         let state = plan(mem_, marker.anchor)?;
-        if marker.is_pending(state.finished_seq) {
+        if marker.is_pending(&state) {
             let entries = rollback(mem_, marker.anchor, &state, durable)?;
             MarkerOutcome::Recovered { marker, entries }
         } else {
@@ -1468,29 +1477,38 @@ mod tests {
     fn cross_object_marker_leads_recovery_to_the_anchor() {
         let mut m = Mem::default();
         update(&mut m, A, B, X, 5); // B marked (A, 1); stale once committed
-        let meta = {
+        let meta = |m: &mut Mem| {
             let mut raw = [0u8; 256];
             m.read(B, META_OFFSET, &mut raw).unwrap();
             ObjMeta::from_bytes(&raw)
         };
-        assert_eq!(meta.tx_marker(), Marker { anchor: A, seq: 1 });
-        assert!(!meta.tx_marker().is_pending(1));
+        assert_eq!(meta(&mut m).tx_marker(), Marker { anchor: A, seq: 1 });
+        assert!(!meta(&mut m)
+            .tx_marker()
+            .is_pending(&plan(&mut m, A).unwrap()));
 
+        // A later transaction of the same anchor leaves the marker (no flush) and is still
+        // found through it.
+        let flushes = m.flushes;
         let mut tx = Tx::begin(&mut m, A, durability::COMMIT).unwrap();
         tx.record(&mut m, A, X, 8).unwrap();
         m.put(A, X, 9);
         tx.record(&mut m, B, X, 8).unwrap();
         m.put(B, X, 6);
+        assert_eq!(m.flushes - flushes, 2, "two entries, no marker");
         drop(tx); // crash; now B is opened first
         assert_eq!(
             read_marker(&mut m, B).unwrap(),
-            Marker { anchor: A, seq: 2 }
+            Marker { anchor: A, seq: 1 }
         );
+        assert!(meta(&mut m)
+            .tx_marker()
+            .is_pending(&plan(&mut m, A).unwrap()));
         let out = recover_marker(&mut m, B, true).unwrap();
         assert_eq!(
             out,
             MarkerOutcome::Recovered {
-                marker: Marker { anchor: A, seq: 2 },
+                marker: Marker { anchor: A, seq: 1 },
                 entries: 2
             }
         );
@@ -1507,6 +1525,12 @@ mod tests {
             MarkerOutcome::Stale(_)
         ));
         assert_eq!(m.get(B, X), 7);
+        // A marker of another anchor is replaced.
+        update(&mut m, A, B, X, 8);
+        update(&mut m, B, B, X, 9);
+        let c = ObjId::from_u128(0xc);
+        update(&mut m, c, B, X, 10);
+        assert_eq!(read_marker(&mut m, B).unwrap().anchor, c);
     }
 
     /// Sets `anchor`'s `finished_seq` back to `seq`, as if a power loss had lost its last store.

@@ -422,6 +422,8 @@ impl Tx {
         // SAFETY: `off` is a fresh 16-byte aligned block of at least `size` bytes inside the
         // mapped object's data region (palloc), so a `U` fits there.
         unsafe { (at as *mut U).write(value) };
+        // Stored without a record: the commit makes it durable only if told.
+        self.flush_addr(at, size)?;
         Ok(off)
     }
 

@@ -271,7 +271,7 @@ impl Store {
             store: self,
             files: HashMap::new(),
         };
-        matches!(txlog::plan(&mut files, marker.anchor), Ok(st) if marker.is_pending(st.finished_seq))
+        matches!(txlog::plan(&mut files, marker.anchor), Ok(st) if marker.is_pending(&st))
     }
 
     /// Recovers object `id` now; fails with [`StoreError::InUse`] if another process has it
@@ -336,7 +336,7 @@ impl Store {
                     files: HashMap::new(),
                 };
                 let st = txlog::plan(&mut files, a).map_err(tx_err(a))?;
-                return Ok(if marker.is_pending(st.finished_seq) {
+                return Ok(if marker.is_pending(&st) {
                     MarkerAction::InProgress
                 } else {
                     MarkerAction::Stale
@@ -377,7 +377,7 @@ impl Store {
         }
         if !marker.is_clear() && marker.anchor != id {
             let pending = match txlog::plan(&mut files, marker.anchor) {
-                Ok(st) => marker.is_pending(st.finished_seq),
+                Ok(st) => marker.is_pending(&st),
                 // A missing or damaged anchor cannot be recovered; the marker only needs
                 // clearing, which any writable open does.
                 Err(_) => false,
