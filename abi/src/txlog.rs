@@ -663,18 +663,17 @@ impl Tx {
             buf[..ENTRY_HEADER_SIZE as usize].copy_from_slice(&h.to_bytes());
             mem(mem_.write(self.anchor, self.tail, &buf[..total]))?;
         } else {
-            let mut buf = [0u8; CHUNK];
-            let mut done = 0u64;
-            while done < len {
-                let n = (len - done).min(CHUNK as u64) as usize;
-                let padded = (n + 7) & !7;
-                buf[n..padded].fill(0);
-                mem(mem_.read(real, offset + done, &mut buf[..n]))?;
-                sum.words(&buf[..padded]);
-                let at = self.tail + ENTRY_HEADER_SIZE + done;
-                mem(mem_.write(self.anchor, at, &buf[..padded]))?;
-                done += n as u64;
-            }
+            let (anchor, data_at) = (self.anchor, self.tail + ENTRY_HEADER_SIZE);
+            mem(read_padded_chunks(
+                mem_,
+                real,
+                offset,
+                len,
+                |m, done, chunk| {
+                    sum.words(chunk);
+                    m.write(anchor, data_at + done, chunk)
+                },
+            ))?;
             h.check = sum.finish();
             mem(mem_.write(self.anchor, self.tail, &h.to_bytes()))?;
         }
@@ -868,6 +867,21 @@ fn feed_range<M: ObjectMemory>(
     offset: u64,
     len: u64,
 ) -> Result<(), M::Error> {
+    read_padded_chunks(mem_, obj, offset, len, |_, _, chunk| {
+        sum.words(chunk);
+        Ok(())
+    })
+}
+
+/// Reads `offset..offset+len` of `obj` in pieces of up to [`CHUNK`] bytes, the last zero padded
+/// to a multiple of 8, and hands each to `f` with its position from `offset`.
+fn read_padded_chunks<M: ObjectMemory>(
+    mem_: &mut M,
+    obj: ObjId,
+    offset: u64,
+    len: u64,
+    mut f: impl FnMut(&mut M, u64, &[u8]) -> Result<(), M::Error>,
+) -> Result<(), M::Error> {
     let mut buf = [0u8; CHUNK];
     let mut done = 0u64;
     while done < len {
@@ -875,7 +889,7 @@ fn feed_range<M: ObjectMemory>(
         let padded = (n + 7) & !7;
         buf[n..padded].fill(0);
         mem_.read(obj, offset + done, &mut buf[..n])?;
-        sum.words(&buf[..padded]);
+        f(mem_, done, &buf[..padded])?;
         done += n as u64;
     }
     Ok(())
@@ -1538,6 +1552,22 @@ mod tests {
         m.put(anchor, HDR_FINISHED, seq);
     }
 
+    /// Transaction 2 anchored in A, changing A's word at X from 1 to 2 and B's at X + 64 from 5
+    /// to 6, committed in `COMMIT`; then its `finished_seq` is lost.
+    fn committed_then_finished_lost() -> Mem {
+        let mut m = Mem::default();
+        update(&mut m, A, A, X, 1);
+        m.put(B, X + 64, 5);
+        let mut tx = Tx::begin(&mut m, A, durability::COMMIT).unwrap();
+        tx.record(&mut m, A, X, 8).unwrap();
+        m.put(A, X, 2);
+        tx.record(&mut m, B, X + 64, 8).unwrap();
+        m.put(B, X + 64, 6);
+        tx.commit(&mut m).unwrap();
+        lose_finished(&mut m, A, 1);
+        m
+    }
+
     #[test]
     fn a_commit_waits_for_one_fence_and_leaves_finished_to_the_next() {
         let mut m = Mem::default();
@@ -1577,16 +1607,7 @@ mod tests {
 
     #[test]
     fn a_commit_whose_finished_seq_was_lost_is_kept_by_recovery() {
-        let mut m = Mem::default();
-        update(&mut m, A, A, X, 1);
-        m.put(B, X + 64, 5);
-        let mut tx = Tx::begin(&mut m, A, durability::COMMIT).unwrap();
-        tx.record(&mut m, A, X, 8).unwrap();
-        m.put(A, X, 2);
-        tx.record(&mut m, B, X + 64, 8).unwrap();
-        m.put(B, X + 64, 6);
-        tx.commit(&mut m).unwrap();
-        lose_finished(&mut m, A, 1);
+        let mut m = committed_then_finished_lost();
         let state = plan(&mut m, A).unwrap();
         let p = state.pending.unwrap();
         assert!(p.committed, "every range holds its new bytes");
@@ -1607,18 +1628,9 @@ mod tests {
 
     #[test]
     fn a_commit_torn_by_a_power_loss_is_undone() {
-        let mut m = Mem::default();
-        update(&mut m, A, A, X, 1);
-        m.put(B, X + 64, 5);
-        let mut tx = Tx::begin(&mut m, A, durability::COMMIT).unwrap();
-        tx.record(&mut m, A, X, 8).unwrap();
-        m.put(A, X, 2);
-        tx.record(&mut m, B, X + 64, 8).unwrap();
-        m.put(B, X + 64, 6);
-        tx.commit(&mut m).unwrap();
+        let mut m = committed_then_finished_lost();
         // The power loss came during the commit's fence: the commit entry and A's range reached
         // the disk, B's range did not.
-        lose_finished(&mut m, A, 1);
         m.put(B, X + 64, 5);
         let state = plan(&mut m, A).unwrap();
         assert!(!state.pending.unwrap().committed);
