@@ -47,9 +47,34 @@ extern "C" fn start(info: *const BootInfo) -> ! {
     }
     // SAFETY: the ring area from the boot page, used only through the runtime's `io` module.
     unsafe { crate::io::init(b.ring) };
+    if avx_usable() {
+        // SAFETY: the CPU reports AVX and XCR0 has its state on (checked just now).
+        unsafe { twz_cmem::enable_avx() };
+    }
     // SAFETY: `entry!` defines `__twz_main` with this signature; a program without it fails to link.
     let code = unsafe { __twz_main() };
     crate::exit(code)
+}
+
+/// Whether AVX works here: CPUID reports AVX and OSXSAVE, and XCR0 enables the SSE and AVX
+/// state. (Guest code at CPL3 sees the host's CPUID and XCR0 on this kind of KVM, whatever the
+/// VMM's `KVM_SET_CPUID2` said; where CPUID is virtualised it answers for the guest.)
+fn avx_usable() -> bool {
+    const OSXSAVE: u32 = 1 << 27;
+    const AVX: u32 = 1 << 28;
+    // SAFETY: CPUID leaf 1 exists on every x86_64 CPU and only writes the output registers.
+    let leaf1 = unsafe { core::arch::x86_64::__cpuid(1) };
+    if leaf1.ecx & (OSXSAVE | AVX) != OSXSAVE | AVX {
+        return false;
+    }
+    let xcr0_low: u32;
+    // SAFETY: OSXSAVE is set, so XGETBV is enabled at every privilege level; it reads XCR0
+    // into eax:edx and touches nothing else.
+    unsafe {
+        core::arch::asm!("xgetbv", in("ecx") 0, out("eax") xcr0_low, out("edx") _,
+                         options(nomem, nostack, preserves_flags));
+    }
+    xcr0_low & 0b110 == 0b110
 }
 
 /// Ends the run through vCPU 0's request block at its fixed address, for when the boot page

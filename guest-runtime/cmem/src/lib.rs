@@ -10,15 +10,30 @@
 #![no_builtins]
 
 use core::arch::asm;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 /// Copies up to this many bytes with a few overlapping unaligned moves instead of `rep movsb`,
 /// whose start-up costs 12-25 ns on this CPU whatever the length (measured in the key-value
 /// store); most copies in SQLite and the store are short.
 const SHORT: usize = 64;
 
-/// Copies and fills of up to this many bytes use 16-byte SSE loops; longer ones `rep movsb` /
-/// `rep stosb`, whose start-up cost is then small beside the copy.
+/// Copies and fills of up to this many bytes use 16-byte SSE loops (copies: 32-byte AVX ones
+/// once [`enable_avx`] was called); longer ones `rep movsb` / `rep stosb`, whose start-up cost
+/// is then small beside the copy.
 const MEDIUM: usize = 2048;
+
+/// Whether medium copies use 32-byte AVX moves ([`enable_avx`]).
+static AVX: AtomicBool = AtomicBool::new(false);
+
+/// Lets copies of 65-2048 bytes use 32-byte AVX moves instead of 16-byte SSE ones (a
+/// 1000-byte copy: 29-32 ns with SSE, 13-23 ns with AVX in the key-value store's guest here).
+///
+/// # Safety
+/// The CPU must have AVX and its register state must be enabled (XCR0): else the first such
+/// copy faults.
+pub unsafe fn enable_avx() {
+    AVX.store(true, Ordering::Relaxed);
+}
 
 /// Copies `n` bytes from `src` to `dst`; the ranges must not overlap.
 ///
@@ -32,8 +47,14 @@ pub unsafe extern "C" fn memcpy(dst: *mut u8, src: *const u8, n: usize) -> *mut 
         return dst;
     }
     if n <= MEDIUM {
-        // SAFETY: forwarded caller guarantee; `n > SHORT >= 16`.
-        unsafe { copy_medium(dst, src, n) };
+        if AVX.load(Ordering::Relaxed) {
+            // SAFETY: forwarded caller guarantee; `n > SHORT >= 32`; `enable_avx`'s caller
+            // vouched for AVX.
+            unsafe { copy_medium_avx(dst, src, n) };
+        } else {
+            // SAFETY: forwarded caller guarantee; `n > SHORT >= 16`.
+            unsafe { copy_medium(dst, src, n) };
+        }
         return dst;
     }
     // SAFETY: the caller guarantees both ranges are valid for `n` bytes; `rep movsb` copies
@@ -78,6 +99,41 @@ unsafe fn copy_medium(dst: *mut u8, src: *const u8, n: usize) {
             i += 16;
         }
         _mm_storeu_si128(dst.add(n - 16).cast(), last);
+    }
+}
+
+/// [`copy_medium`] with 32-byte moves: `32 <= n`, the same order of loads and stores (so also
+/// right for the overlapping forward copies of `memmove`).
+///
+/// # Safety
+/// `src` must be readable and `dst` writable for `n >= 32` bytes; the CPU must have AVX with
+/// its state enabled.
+#[target_feature(enable = "avx")]
+unsafe fn copy_medium_avx(dst: *mut u8, src: *const u8, n: usize) {
+    use core::arch::x86_64::{_mm256_loadu_si256, _mm256_storeu_si256};
+    // SAFETY: for the whole block: every access covers 32 bytes starting at an offset `i` with
+    // `i + 32 <= n` (the loop bounds) or at `n - 32` (`n >= 32`), inside the caller's ranges;
+    // `vmovdqu` tolerates any alignment, and the caller vouched for AVX.
+    unsafe {
+        let last = _mm256_loadu_si256(src.add(n - 32).cast());
+        let mut i = 0;
+        while i + 128 <= n {
+            let a = _mm256_loadu_si256(src.add(i).cast());
+            let b = _mm256_loadu_si256(src.add(i + 32).cast());
+            let c = _mm256_loadu_si256(src.add(i + 64).cast());
+            let d = _mm256_loadu_si256(src.add(i + 96).cast());
+            _mm256_storeu_si256(dst.add(i).cast(), a);
+            _mm256_storeu_si256(dst.add(i + 32).cast(), b);
+            _mm256_storeu_si256(dst.add(i + 64).cast(), c);
+            _mm256_storeu_si256(dst.add(i + 96).cast(), d);
+            i += 128;
+        }
+        while i + 32 <= n {
+            let a = _mm256_loadu_si256(src.add(i).cast());
+            _mm256_storeu_si256(dst.add(i).cast(), a);
+            i += 32;
+        }
+        _mm256_storeu_si256(dst.add(n - 32).cast(), last);
     }
 }
 
@@ -391,6 +447,38 @@ mod tests {
                 assert!(buf[..at].iter().chain(&buf[at + n..]).all(|&b| b == 1));
             }
         }
+    }
+
+    #[test]
+    fn avx_copies_match_the_sse_ones() {
+        extern crate std;
+        if !std::arch::is_x86_feature_detected!("avx") {
+            std::println!("SKIP: this CPU has no AVX");
+            return;
+        }
+        let src: [u8; 2100] = core::array::from_fn(|i| (i * 13 + 5) as u8);
+        for n in (SHORT + 1..=MEDIUM)
+            .step_by(7)
+            .chain([128, 129, 1000, MEDIUM])
+        {
+            for at in 0..3 {
+                let (mut sse, mut avx) = ([0u8; 2100], [0u8; 2100]);
+                // SAFETY: `at + n <= 2050 < 2100` for all arrays; AVX detected above.
+                unsafe {
+                    copy_medium(sse.as_mut_ptr().add(at), src.as_ptr().add(1), n);
+                    copy_medium_avx(avx.as_mut_ptr().add(at), src.as_ptr().add(1), n);
+                }
+                assert_eq!(sse, avx, "copy of {n} at {at}");
+                assert_eq!(&avx[at..at + n], &src[1..1 + n]);
+            }
+        }
+        // memmove's overlapping forward copy (dst below src) through the AVX path.
+        let mut buf: [u8; 1100] = core::array::from_fn(|i| (i * 3) as u8);
+        let mut want = buf;
+        want.copy_within(40..1040, 0);
+        // SAFETY: both ranges lie in the 1100-byte array; AVX detected above.
+        unsafe { copy_medium_avx(buf.as_mut_ptr(), buf.as_ptr().add(40), 1000) };
+        assert_eq!(buf, want);
     }
 
     #[test]
