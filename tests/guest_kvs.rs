@@ -623,34 +623,55 @@ fn mset_sets_every_key_or_none() {
     // one transaction's 4 MiB log holds.
     let keys: Vec<Vec<u8>> = (0..1100).map(|i| format!("k{i}").into_bytes()).collect();
     let (old, new) = (vec![b'a'; 4096], vec![b'b'; 4096]);
-    let mset = |value: &[u8], n: usize| {
+    // Ten more keys whose new values replace their records (too big to change in place) with
+    // blocks of the same size class: the refused MSET must not leave an old record's block
+    // holding another key's new record.
+    let moved: Vec<Vec<u8>> = (0..10).map(|i| format!("r{i}").into_bytes()).collect();
+    let (moved_old, moved_new) = (vec![b'c'; 4500], vec![b'd'; 4600]);
+    // MSET of `moved` to `moved_value` (none if empty), then of the first `n` keys to `value`.
+    let mset = |value: &[u8], n: usize, moved_value: &[u8]| {
         let mut args: Vec<&[u8]> = vec![b"MSET"];
+        for k in moved.iter().filter(|_| !moved_value.is_empty()) {
+            args.push(k);
+            args.push(moved_value);
+        }
         for k in &keys[..n] {
             args.push(k);
             args.push(value);
         }
         cmd(&args)
     };
-    let mut input = mset(&old, keys.len());
-    input.extend(mset(&new, keys.len()));
+    let mut input = mset(&old, keys.len(), &moved_old);
+    input.extend(mset(&new, keys.len(), &moved_new));
+    for k in &moved {
+        input.extend(cmd(&[b"GET", k]));
+    }
     input.extend(cmd(&[b"GET", b"k0"]));
     input.extend(cmd(&[b"GET", b"k1099"]));
-    input.extend(mset(&new, 10));
+    input.extend(mset(&new, 10, &[]));
     input.extend(cmd(&[b"GET", b"k9"]));
     input.extend(cmd(&[b"GET", b"k10"]));
     input.extend(cmd(&[b"DBSIZE"]));
     assert_eq!(
         parse_all(&serve(s, &input)),
         [
-            Reply::Simple("OK".into()),
-            Reply::Error("ERR MSET too large for one transaction".into()),
-            Reply::Bulk(Some(old.clone())),
+            vec![
+                Reply::Simple("OK".into()),
+                Reply::Error("ERR MSET too large for one transaction".into()),
+            ],
+            vec![Reply::Bulk(Some(moved_old.clone())); 10],
+            vec![Reply::Bulk(Some(old.clone()))],
+        ]
+        .concat()
+        .into_iter()
+        .chain([
             Reply::Bulk(Some(old.clone())),
             Reply::Simple("OK".into()),
             Reply::Bulk(Some(new.clone())),
             Reply::Bulk(Some(old.clone())),
-            Reply::Int(1100),
-        ],
+            Reply::Int(1110),
+        ])
+        .collect::<Vec<_>>(),
         "the refused MSET changed nothing; the small one changed all of its keys"
     );
     check_clean(s);

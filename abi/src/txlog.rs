@@ -998,7 +998,9 @@ pub struct Pending {
     pub committed: bool,
 }
 
-/// Reads `anchor`'s log (only reads) and finds its unfinished transaction, if any.
+/// Reads `anchor`'s log (only reads) and finds its unfinished transaction, if any. When that
+/// transaction ends in a commit entry, also reads the ranges it recorded (in any object) to
+/// tell a whole commit from a torn one ([`Pending::committed`]).
 pub fn plan<M: ObjectMemory>(mem_: &mut M, anchor: ObjId) -> Result<LogState, TxError<M::Error>> {
     let mut hb = [0u8; 64];
     mem(mem_.read(anchor, LOG_OFFSET, &mut hb))?;

@@ -114,7 +114,7 @@ typedef struct twz_range {
 } twz_range;
 /* twz_tx_record for `n` ranges (at most 16, else -E2BIG) behind one wait for the disk in a
  * durable run, where each twz_tx_record waits once: store into none of them before it returns.
- * On an error the ranges before the bad one stay recorded. */
+ * On an error none, some or all of them may be recorded: abort the transaction. */
 int twz_tx_record_many(twz_tx *tx, const twz_range *ranges, size_t n);
 /* Makes the transaction's stores permanent and frees `tx`. */
 int twz_tx_commit(twz_tx *tx);
@@ -137,7 +137,9 @@ int twz_sync(void);
  * keep twz_ptr values in objects, not addresses. */
 int twz_obj_alloc(twz_tx *tx, twz_obj *o, uint64_t size, void **out);
 /* Frees the block at `p` (from twz_obj_alloc) as part of the transaction. -EINVAL if `p` is not
- * an allocated block (or was already freed). */
+ * an allocated block (or was already freed). A later twz_obj_alloc in the same transaction may
+ * hand the block out again, and what is then stored there without twz_tx_record stays if the
+ * transaction aborts: free blocks after the transaction's last allocation. */
 int twz_obj_free(twz_tx *tx, void *p);
 
 /* A persistent (invariant) pointer, stored inside an object: an index into the object's FOT

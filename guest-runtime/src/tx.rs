@@ -195,8 +195,9 @@ fn merge_ranges(ranges: &mut Vec<(ObjId, u64, u64)>) {
 
 /// Makes every transaction committed so far durable, whatever its anchor: in durability
 /// `GROUP` commits leave their last flushes pending, and this sends them all (one request)
-/// and waits. Call it before acknowledging writes to anyone. Nothing to do in `NONE`, and in
-/// `COMMIT` (every commit already waited).
+/// and waits. Call it before acknowledging writes to anyone. Nothing to do in `NONE`; in
+/// `COMMIT` every commit already waited for its commit entry, and this only makes the last
+/// `finished_seq` durable too (recovery would keep that commit anyway).
 pub fn sync() -> Result<(), ObjError> {
     let mut mem = WindowMemory::new();
     if mem.pending.is_empty() {

@@ -251,9 +251,9 @@ impl MappedObject {
         self.durability() == Durability::CacheFlush
     }
 
-    /// The current header (guests update `alloc_top` and `fot_len` in place). Read through
-    /// the mapping, else from the file (the same page cache); all zeros (an invalid header)
-    /// if neither works.
+    /// The current header (guests update `alloc_top` and `fot_len` in place), read from the
+    /// file (`pread`: the same page cache as every mapping); all zeros (an invalid header) if
+    /// that fails.
     pub fn meta(&self) -> ObjMeta {
         let mut raw = [0u8; 256];
         if self.file.read_exact_at(&mut raw, META_OFFSET).is_err() {
@@ -361,10 +361,7 @@ impl MappedObject {
         let error = std::io::Error::last_os_error();
         match error.raw_os_error() {
             Some(libc::EOPNOTSUPP) => Ok(()),
-            _ => Err(StoreError::Io {
-                path: self.path.clone(),
-                error,
-            }),
+            _ => Err(StoreError::io(&self.path)(error)),
         }
     }
 

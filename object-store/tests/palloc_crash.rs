@@ -12,7 +12,7 @@ use abi::boot::durability;
 use abi::id::ObjId;
 use abi::layout::{ALLOC_OFFSET, ALLOC_SIZE, BASE_OFFSET, META_ALLOC_TOP};
 use abi::palloc;
-use abi::txlog::{self, kind, ObjectMemory, Tx, COMMIT_ENTRY_SIZE};
+use abi::txlog::{self, kind, EntryHeader, ObjectMemory, Tx, COMMIT_ENTRY_SIZE, ENTRY_HEADER_SIZE};
 use proptest::prelude::*;
 
 const O: ObjId = ObjId::from_u128(0x0b1);
@@ -133,7 +133,10 @@ proptest! {
         let after = after_m.clone().alloc_state();
         let stores = after_m.stores.clone();
         let is_commit_entry = |(_, data): &(u64, Vec<u8>)| {
-            data.len() as u64 == COMMIT_ENTRY_SIZE && data[36..40] == kind::COMMIT.to_le_bytes()
+            data.len() as u64 == COMMIT_ENTRY_SIZE
+                && data[..ENTRY_HEADER_SIZE as usize]
+                    .try_into()
+                    .is_ok_and(|h| EntryHeader::from_bytes(h).kind == kind::COMMIT)
         };
         // The index of the store that commits; cuts up to it keep the state before. (A
         // transaction that recorded nothing stores nothing and changes nothing.)

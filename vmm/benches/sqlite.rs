@@ -128,7 +128,6 @@ fn run_once(c: &Config, native: &Path, size: &str, store: &Path) -> Result<Resul
     parse(&text).ok_or_else(|| format!("{}: no results in:\n{text}", c.title))
 }
 
-/// Runs one configuration `runs` times; keeps each test's fastest time.
 /// Keeps, per test and for the total, the faster of `best` and `r`.
 fn keep_fastest(best: Option<Results>, r: Results) -> Results {
     match best {

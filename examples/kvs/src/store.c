@@ -357,9 +357,12 @@ int kvs_expiry(kvs *k, const void *key, size_t klen, uint64_t *expire_ns) {
 
 /* Sets `key` to the concatenation of `a` and `b` (either may point into the old value) inside
  * `tx`, on the current table (`make_room` has made room for it). 1 when KVS_NX / KVS_XX says not
- * to, having changed nothing. */
+ * to, having changed nothing. A replaced record is freed, or if `replaced` is not NULL handed
+ * back there for the caller to free once it allocates nothing more in `tx`: an allocation could
+ * reuse the freed block, and its new bytes are not logged, so an abort would restore the old
+ * record's slot over someone else's bytes. */
 static int put_in(kvs *k, twz_tx *tx, const void *key, size_t klen, const void *a, size_t alen,
-                  const void *b, size_t blen, uint64_t expire, int flags) {
+                  const void *b, size_t blen, uint64_t expire, int flags, struct rec **replaced) {
     struct root *r;
     struct slot *t, *s;
     struct rec *old, *nr;
@@ -398,7 +401,10 @@ static int put_in(kvs *k, twz_tx *tx, const void *key, size_t klen, const void *
         twz_range at_index[2] = {{s, sizeof *s}, {&r->count, 2 * sizeof r->count}};
         rc = twz_tx_record_many(tx, at_index, old ? 1 : 2);
     }
-    if (!rc && old) rc = twz_obj_free(tx, old);
+    if (!rc && old) {
+        if (replaced) *replaced = old;
+        else rc = twz_obj_free(tx, old);
+    }
     if (!rc && !old) {
         if (s->hash) r->tombs--;
         r->count++;
@@ -414,7 +420,7 @@ static int put(kvs *k, const void *key, size_t klen, const void *a, size_t alen,
     twz_tx *tx;
     int rc;
     if ((rc = make_room(k, 1)) || (rc = twz_tx_begin(k->idx, &tx))) return rc;
-    rc = put_in(k, tx, key, klen, a, alen, b, blen, expire, flags);
+    rc = put_in(k, tx, key, klen, a, alen, b, blen, expire, flags, NULL);
     if (rc == 1) {
         twz_tx_abort(tx);
         return 1;
@@ -426,9 +432,18 @@ int kvs_mset(kvs *k, size_t n, const void *const *keys, const size_t *klens,
              const void *const *vals, const size_t *vlens) {
     twz_tx *tx;
     int rc;
-    if ((rc = make_room(k, n)) || (rc = twz_tx_begin(k->idx, &tx))) return rc;
+    struct rec **replaced = calloc(n ? n : 1, sizeof *replaced);
+    if (!replaced) return -ENOMEM;
+    if ((rc = make_room(k, n)) || (rc = twz_tx_begin(k->idx, &tx))) {
+        free(replaced);
+        return rc;
+    }
+    /* Every allocation first, then the frees (see put_in). */
     for (size_t i = 0; i < n && !rc; i++)
-        rc = put_in(k, tx, keys[i], klens[i], vals[i], vlens[i], NULL, 0, 0, 0);
+        rc = put_in(k, tx, keys[i], klens[i], vals[i], vlens[i], NULL, 0, 0, 0, &replaced[i]);
+    for (size_t i = 0; i < n && !rc; i++)
+        if (replaced[i]) rc = twz_obj_free(tx, replaced[i]);
+    free(replaced);
     return finish(tx, rc);
 }
 

@@ -419,10 +419,7 @@ impl Objects {
             // Nothing the guest could have written.
             return Ok(());
         }
-        entry.handle.flush(offset, len).map_err(|e| match e {
-            StoreError::Io { .. } => -EIO,
-            other => errno_of(&other),
-        })?;
+        entry.handle.flush(offset, len).map_err(|e| -errno_of(&e))?;
         st.stats.flushes += 1;
         Ok(())
     }
