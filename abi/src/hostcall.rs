@@ -137,6 +137,8 @@ pub mod errno {
     pub const EIO: i64 = 5;
     /// Bad stream number.
     pub const EBADF: i64 = 9;
+    /// Argument list too long (more ranges than one request takes).
+    pub const E2BIG: i64 = 7;
     /// Try again.
     pub const EAGAIN: i64 = 11;
     /// Busy (an operation of the same kind is outstanding, or another guest holds it).

@@ -88,9 +88,19 @@ int twz_obj_set_size(twz_obj *o, uint64_t size);
  * read-only object. (twz_obj_set_size reserves too, but after the stores it publishes.) */
 int twz_obj_reserve(twz_obj *o, uint64_t size);
 /* Makes data bytes `off .. off+len` durable (offsets from twz_obj_base), and the length if
- * twz_obj_set_size changed it since the last flush. One asynchronous ring request per range,
+ * twz_obj_set_size changed it since the last flush: one asynchronous ring request (one fence),
  * waited for. -EINVAL for a range beyond the data region. */
 int twz_obj_flush(twz_obj *o, uint64_t off, uint64_t len);
+/* One byte range of a stream for twz_obj_flush_many (offsets from twz_obj_base). */
+typedef struct twz_extent {
+    uint64_t off;
+    uint64_t len;
+} twz_extent;
+#define TWZ_FLUSH_MANY_MAX 64
+/* twz_obj_flush for `n` ranges (at most TWZ_FLUSH_MANY_MAX, else -E2BIG) behind one fence, with
+ * the length if it changed. Cheaper than one call per range: a durable run waits for the disk
+ * once. */
+int twz_obj_flush_many(twz_obj *o, const twz_extent *ranges, size_t n);
 
 /* ---- Transactions, allocation inside objects, persistent pointers ----
  * A transaction is an undo log in the log region of one object, its anchor; it may record ranges

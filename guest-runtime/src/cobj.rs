@@ -388,6 +388,19 @@ pub unsafe extern "C" fn twz_obj_reserve(o: *mut TwzObj, size: u64) -> c_int {
     }
 }
 
+/// One byte range of a stream for `twz_obj_flush_many` (C `twz_extent`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct TwzExtent {
+    /// Offset from `twz_obj_base`.
+    pub off: u64,
+    /// Bytes.
+    pub len: u64,
+}
+
+/// Most ranges one `twz_obj_flush_many` takes (C `TWZ_FLUSH_MANY_MAX`).
+pub const FLUSH_MANY_MAX: usize = 64;
+
 /// `twz_obj_flush`: makes data bytes `off..off + len` durable, and the length if it changed
 /// since the last flush.
 ///
@@ -395,26 +408,54 @@ pub unsafe extern "C" fn twz_obj_reserve(o: *mut TwzObj, size: u64) -> c_int {
 /// `o` null or a live handle.
 #[no_mangle]
 pub unsafe extern "C" fn twz_obj_flush(o: *mut TwzObj, off: u64, len: u64) -> c_int {
+    let one = TwzExtent { off, len };
+    // SAFETY: caller guarantee; `one` is one readable extent.
+    unsafe { twz_obj_flush_many(o, &one, 1) }
+}
+
+/// `twz_obj_flush_many`: makes every extent durable, and the length if it changed since the
+/// last flush, behind one fence.
+///
+/// # Safety
+/// `o` null or a live handle; `ranges` points to `n` readable extents (or `n` is 0).
+#[no_mangle]
+pub unsafe extern "C" fn twz_obj_flush_many(
+    o: *mut TwzObj,
+    ranges: *const TwzExtent,
+    n: usize,
+) -> c_int {
     // SAFETY: caller guarantee.
     let Some(h) = (unsafe { handle(o) }) else {
         return EINVAL;
     };
-    if off.checked_add(len).is_none_or(|end| end > MAX_STREAM) {
-        return EINVAL;
+    if n > FLUSH_MANY_MAX {
+        return -(errno::E2BIG as c_int);
     }
-    let header = META_OFFSET + offset_of!(ObjMeta, flags) as u64;
-    let header_end = META_OFFSET + offset_of!(ObjMeta, alloc_top) as u64 + 8;
-    // With a new length, one request covers the data and the header: one host msync and one
-    // disk flush instead of two (the host writes back only dirty pages, so the clean pages in
-    // between cost nothing).
-    let range = match (len > 0, h.size_dirty) {
-        (true, true) => Some((BASE_OFFSET + off, header_end - (BASE_OFFSET + off))),
-        (true, false) => Some((BASE_OFFSET + off, len)),
-        (false, true) => Some((header, header_end - header)),
-        (false, false) => None,
+    let extents: &[TwzExtent] = if n == 0 {
+        &[]
+    } else if ranges.is_null() {
+        return EINVAL;
+    } else {
+        // SAFETY: caller guarantee: `n` readable extents at `ranges`.
+        unsafe { core::slice::from_raw_parts(ranges, n) }
     };
-    if let Some((start, n)) = range {
-        if let Err(e) = h.obj.flush_range(start, n) {
+    let mut batch: alloc::vec::Vec<(u64, u64)> = alloc::vec::Vec::with_capacity(n + 1);
+    for e in extents {
+        if e.off.checked_add(e.len).is_none_or(|end| end > MAX_STREAM) {
+            return EINVAL;
+        }
+        if e.len > 0 {
+            batch.push((BASE_OFFSET + e.off, e.len));
+        }
+    }
+    // A new length rides the same fence as the data.
+    if h.size_dirty {
+        let header = META_OFFSET + offset_of!(ObjMeta, flags) as u64;
+        let header_end = META_OFFSET + offset_of!(ObjMeta, alloc_top) as u64 + 8;
+        batch.push((header, header_end - header));
+    }
+    if !batch.is_empty() {
+        if let Err(e) = h.obj.flush_ranges(&batch) {
             return neg(e);
         }
     }

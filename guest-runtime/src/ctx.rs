@@ -18,8 +18,6 @@ use crate::object::sys::occupant;
 use crate::object::{InvPtr, ObjError};
 use crate::tx::{Tx, TxError, DEFAULT_BASE_SIZE};
 
-/// `E2BIG`: a transaction larger than its log.
-const E2BIG: i64 = 7;
 /// `EBUSY`: the anchor's log holds an unfinished transaction.
 const EBUSY: i64 = 16;
 
@@ -29,7 +27,7 @@ const EINVAL: c_int = -(errno::EINVAL as c_int);
 fn tx_errno(e: &TxError) -> c_int {
     let n = match e {
         AllocError::Tx(LogTxError::Memory(o)) => return neg_errno(*o) as c_int,
-        AllocError::Tx(LogTxError::TooLarge { .. }) => E2BIG,
+        AllocError::Tx(LogTxError::TooLarge { .. }) => errno::E2BIG,
         AllocError::Tx(LogTxError::NeedsRecovery { .. }) => EBUSY,
         AllocError::Tx(LogTxError::OutsideData { .. })
         | AllocError::NotABlock { .. }
@@ -116,7 +114,7 @@ pub unsafe extern "C" fn twz_tx_record_many(
         return EINVAL;
     };
     if n > crate::tx::RECORD_MANY_MAX {
-        return -(E2BIG as c_int);
+        return -(errno::E2BIG as c_int);
     }
     if ranges.is_null() && n > 0 {
         return EINVAL;
@@ -317,7 +315,7 @@ mod tests {
             needed: 2,
             capacity: 1,
         });
-        assert_eq!(tx_errno(&big), -(E2BIG as c_int));
+        assert_eq!(tx_errno(&big), -(errno::E2BIG as c_int));
         let busy: TxError = AllocError::Tx(LogTxError::NeedsRecovery { seq: 3 });
         assert_eq!(tx_errno(&busy), -(EBUSY as c_int));
         let ro: TxError = AllocError::Tx(LogTxError::Memory(ObjError::ReadOnly));

@@ -173,6 +173,12 @@ impl StoreError {
         move |error| StoreError::Io { path, error }
     }
 
+    /// True for a full filesystem (or quota).
+    pub fn is_no_space(&self) -> bool {
+        matches!(self, StoreError::Io { error, .. }
+            if matches!(error.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)))
+    }
+
     /// An integrity problem of an object.
     pub(crate) fn corrupt(subject: impl ToString, problem: impl ToString) -> StoreError {
         StoreError::Corrupt {

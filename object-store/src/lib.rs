@@ -34,6 +34,7 @@
 //! ├── keys/                  (0700)
 //! │   ├── default.secret     Ed25519 seed, 64 hex + "\n", mode 0600
 //! │   └── default.pub        Ed25519 public key, 64 hex + "\n"
+//! ├── journal/               flush journals of durable runs (journal.rs), settled at open
 //! ├── revoked/               <32 hex> empty files: revoked capability references (abi::cap)
 //! ├── names/
 //! │   └── <name>             "<32 hex ID>\n"; one file per name, replaced by temp + rename
@@ -80,6 +81,7 @@ mod fsck;
 mod fsutil;
 mod heap;
 mod inspect;
+mod journal;
 mod keys;
 mod liveness;
 mod lock;
@@ -101,6 +103,9 @@ pub use fsck::{FsckReport, Problem, Subject};
 pub use heap::{FreeClass, HeapView};
 pub use inspect::{
     parse_perms, perms_string, FotRow, HeaderView, ObjectInfo, ObjectReport, MAX_DUMP_LEN,
+};
+pub use journal::{
+    replay, settle, Journal, SettleReport, JOURNAL_CAPACITY, JOURNAL_DIR, JOURNAL_RANGE_MAX,
 };
 pub use keys::{validate_key_name, KeyEntry, Keys, DEFAULT_KEY};
 pub use liveness::Hold;

@@ -19,7 +19,7 @@ use crate::names::{self, NameEntry, Names};
 use crate::object::{self, derive_id, object_path, OBJ_EXT};
 
 const LOCK_FILE: &str = "lock";
-const OBJECTS_DIR: &str = "objects";
+pub(crate) const OBJECTS_DIR: &str = "objects";
 const NAMES_DIR: &str = "names";
 const KEYS_DIR: &str = "keys";
 
@@ -114,6 +114,9 @@ impl Store {
                 store.created = true;
             }
         }
+        // Journals a writer left (it exited or was killed, or the machine lost power) are
+        // settled before anything maps an object.
+        crate::journal::settle(&store.root)?;
         Ok(store)
     }
 
@@ -211,7 +214,14 @@ impl Store {
             let ent = ent.map_err(StoreError::io(&self.root))?;
             let name = ent.file_name();
             let name = name.to_string_lossy();
-            let ours = [LOCK_FILE, OBJECTS_DIR, NAMES_DIR, KEYS_DIR].contains(&name.as_ref())
+            let ours = [
+                LOCK_FILE,
+                OBJECTS_DIR,
+                NAMES_DIR,
+                KEYS_DIR,
+                crate::JOURNAL_DIR,
+            ]
+            .contains(&name.as_ref())
                 || name.starts_with(TEMP_PREFIX);
             if !ours {
                 return Err(StoreError::NotAStore(self.root.clone()));

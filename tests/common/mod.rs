@@ -43,6 +43,20 @@ pub fn fails(store: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stderr).expect("stderr is UTF-8")
 }
 
+/// Copies the object files of store `from` over those of store `to` (`cp --sparse=always`, so
+/// 1 GiB sparse files copy in milliseconds): how a test makes a store's objects look as a disk
+/// held them at an earlier moment.
+pub fn copy_objects(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to.join("objects")).expect("objects dir");
+    let ok = Command::new("cp")
+        .args(["-a", "--sparse=always"])
+        .arg(from.join("objects/."))
+        .arg(to.join("objects"))
+        .status()
+        .expect("cp");
+    assert!(ok.success(), "cp {} -> {}", from.display(), to.display());
+}
+
 /// A fresh, empty store directory (removed when dropped).
 pub fn temp_store() -> tempfile::TempDir {
     tempfile::Builder::new()

@@ -216,6 +216,13 @@ impl RingConsumer {
         }
     }
 
+    /// Lets the flush worker finish the requests it was given, then ends it (the guest has
+    /// ended).
+    pub fn stop_flusher(&mut self) {
+        self.flusher = None;
+        self.flusher_seed = None;
+    }
+
     /// Where a `RING_WAIT` sleeps (see [`Waker`]).
     pub fn waker(&self) -> Arc<Waker> {
         self.waker.clone()
@@ -308,7 +315,11 @@ impl RingConsumer {
         if targets.is_empty() {
             return self.complete(env.mem, user_data, 0);
         }
-        let mut job = FlushJob { user_data, targets };
+        let mut job = FlushJob {
+            user_data,
+            targets,
+            journal: objects.journal(),
+        };
         if let Some(f) = self.flusher() {
             match f.submit(job) {
                 Ok(()) => return,

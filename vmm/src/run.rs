@@ -373,6 +373,8 @@ pub fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     let kvm = Kvm::new().map_err(|e| RunError::Vm(VmError::OpenKvm(e)))?;
     let mut vm = Vm::new(&kvm)?;
     let mem = ram.mem();
+    // Durable fences go through the store's flush journal, except on persistent memory.
+    let journaled = config.durability != abi::boot::durability::NONE && !config.pmem;
     let objects = match &config.store {
         Some(dir) => Some(Arc::new(
             Objects::new(
@@ -383,7 +385,8 @@ pub fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
             )
             .with_security(security)
             .with_huge_pages(config.huge_pages)
-            .with_huge_growth(config.durability == abi::boot::durability::NONE),
+            .with_journal(journaled)
+            .with_huge_growth(config.durability == abi::boot::durability::NONE || journaled),
         )),
         None => None,
     };
@@ -490,6 +493,13 @@ pub fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     // The guest is gone: its connections close now, not when the event loop thread ends.
     if let Ok(mut ring) = shared.ring.lock() {
         ring.close_net(mem);
+        ring.stop_flusher();
+    }
+    // Sync what the flush journal covers in place, so the next opener has nothing to settle.
+    if let Some(journal) = objects.as_ref().and_then(|o| o.journal()) {
+        if let Err(e) = journal.checkpoint() {
+            eprintln!("twz-vmm: flush journal checkpoint: {e} (the next open settles it)");
+        }
     }
     let mut outcome = result?;
     if config.stats {

@@ -10,8 +10,8 @@
  * - Every store survives the VMM process being killed (the object is a shared mapping of a host
  *   file). What xSync adds follows the run's durability (`twz-vmm run --durability`): none:
  *   nothing (like `pragma synchronous=off`: a power loss may lose or tear recent commits);
- *   commit: the range written since the last sync and the length are flushed (one host msync)
- *   before xSync returns; group: the same as commit, because a rollback journal must be durable before
+ *   commit: the ranges written since the last sync and the length are made durable behind one
+ *   fence (twz_obj_flush_many) before xSync returns; group: the same as commit, because a rollback journal must be durable before
  *   the database pages it protects are overwritten, so syncs cannot be deferred and batched.
  * - A file holds at most twz_obj_max_size() bytes (1 GiB less the object's log, FOT and
  *   metadata, about 1019 MiB): writes beyond give SQLITE_FULL ("database or disk is full"),
@@ -45,6 +45,14 @@ struct range {
     sqlite3_int64 lo, hi;
 };
 
+/* Byte ranges written since the last sync: sorted, disjoint and not touching. At most
+ * TWZ_FLUSH_MANY_MAX, the most one fence names; past that the two closest ranges merge (the clean
+ * bytes between them then get synced too, which costs less than another fence). */
+struct dirty_set {
+    int n;
+    struct range r[TWZ_FLUSH_MANY_MAX];
+};
+
 /* An open object file: SQLite's base struct first. */
 struct obj_file {
     sqlite3_file base;
@@ -54,8 +62,8 @@ struct obj_file {
     twz_obj *lock;
     /* SQLite's memory-mapping limit for this file (SQLITE_FCNTL_MMAP_SIZE), for `pragma mmap_size`. */
     sqlite3_int64 mmap_size;
-    /* Written since the last sync (empty when hi <= lo). */
-    struct range dirty;
+    /* Written since the last sync. */
+    struct dirty_set dirty;
 };
 
 /* Objects this run has opened, by name: opening is two VM exits (look up, map) and SQLite opens,
@@ -137,17 +145,36 @@ static sqlite3_int64 length_of(twz_obj *o) {
     return n < 0 ? 0 : (sqlite3_int64)n;
 }
 
-/* Notes [lo, hi) as written since the last sync. One covering extent per file: each flush is a
- * host msync that waits for the disk, so one call over a range with clean pages in it beats one
- * call per written range (the host writes back only the dirty pages). */
 static void mark_dirty(struct obj_file *f, sqlite3_int64 lo, sqlite3_int64 hi) {
-    if (f->dirty.hi <= f->dirty.lo) {
-        f->dirty.lo = lo;
-        f->dirty.hi = hi;
-        return;
+    struct dirty_set *d = &f->dirty;
+    if (hi <= lo) return;
+    struct range out[TWZ_FLUSH_MANY_MAX + 1];
+    int n = 0, placed = 0;
+    for (int i = 0; i < d->n; i++) {
+        struct range r = d->r[i];
+        if (r.hi < lo) {
+            out[n++] = r;
+        } else if (r.lo > hi) {
+            if (!placed) out[n++] = (struct range){lo, hi};
+            placed = 1;
+            out[n++] = r;
+        } else {
+            /* Overlaps or touches: absorb it. */
+            if (r.lo < lo) lo = r.lo;
+            if (r.hi > hi) hi = r.hi;
+        }
     }
-    if (lo < f->dirty.lo) f->dirty.lo = lo;
-    if (hi > f->dirty.hi) f->dirty.hi = hi;
+    if (!placed) out[n++] = (struct range){lo, hi};
+    if (n > TWZ_FLUSH_MANY_MAX) {
+        int best = 0;
+        for (int i = 1; i + 1 < n; i++)
+            if (out[i + 1].lo - out[i].hi < out[best + 1].lo - out[best].hi) best = i;
+        out[best].hi = out[best + 1].hi;
+        memmove(&out[best + 1], &out[best + 2], (size_t)(n - best - 2) * sizeof out[0]);
+        n--;
+    }
+    memcpy(d->r, out, (size_t)n * sizeof out[0]);
+    d->n = n;
 }
 
 static int obj_sync(sqlite3_file *file, int flags);
@@ -229,17 +256,21 @@ static int obj_sync(sqlite3_file *file, int flags) {
     (void)flags;
     struct obj_file *f = (struct obj_file *)file;
     if (twz_obj_durability() == TWZ_DURABILITY_NONE) {
-        f->dirty.lo = f->dirty.hi = 0;
+        f->dirty.n = 0;
         return SQLITE_OK;
     }
-    /* Bytes beyond a later truncation need no flush. */
+    /* The written ranges and the length, behind one fence. Bytes beyond a later truncation
+     * need no flush. */
     sqlite3_int64 len = length_of(f->obj);
-    sqlite3_int64 lo = f->dirty.lo, hi = f->dirty.hi < len ? f->dirty.hi : len;
-    if (hi > lo && twz_obj_flush(f->obj, (uint64_t)lo, (uint64_t)(hi - lo)) != 0)
-        return SQLITE_IOERR_FSYNC;
-    f->dirty.lo = f->dirty.hi = 0;
-    /* The length, if it changed. */
-    return twz_obj_flush(f->obj, 0, 0) == 0 ? SQLITE_OK : SQLITE_IOERR_FSYNC;
+    twz_extent ext[TWZ_FLUSH_MANY_MAX];
+    size_t n = 0;
+    for (int i = 0; i < f->dirty.n; i++) {
+        sqlite3_int64 lo = f->dirty.r[i].lo, hi = f->dirty.r[i].hi < len ? f->dirty.r[i].hi : len;
+        if (hi > lo) ext[n++] = (twz_extent){(uint64_t)lo, (uint64_t)(hi - lo)};
+    }
+    if (twz_obj_flush_many(f->obj, ext, n) != 0) return SQLITE_IOERR_FSYNC;
+    f->dirty.n = 0;
+    return SQLITE_OK;
 }
 
 static int obj_file_size(sqlite3_file *file, sqlite3_int64 *size) {

@@ -248,6 +248,23 @@ impl<T> Object<T> {
         sys::flush(self.slot(), offset, len)
     }
 
+    /// Makes every `(offset, len)` range durable behind one fence (one ring request; at most
+    /// [`abi::ring::FLUSH_MANY_MAX`] ranges).
+    pub fn flush_ranges(&self, ranges: &[(u64, u64)]) -> Result<(), ObjError> {
+        self.addr()?;
+        let slot = self.slot() as u64;
+        if ranges.len() as u64 > abi::ring::FLUSH_MANY_MAX {
+            return Err(ObjError::Host(crate::errno::Errno(
+                abi::hostcall::errno::E2BIG,
+            )));
+        }
+        let batch: alloc::vec::Vec<_> = ranges
+            .iter()
+            .map(|&(offset, len)| abi::ring::FlushRange { slot, offset, len })
+            .collect();
+        sys::flush_many(&batch)
+    }
+
     /// Binds `name` to this object.
     pub fn bind(&self, name: &str) -> Result<(), ObjError> {
         sys::bind(name, self.id)

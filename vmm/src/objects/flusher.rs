@@ -11,18 +11,28 @@
 //! asked), instead of one disk flush per range. Measured on this machine's ext4
 //! (`vmm/benches/durability.rs`): 3 ranges by `msync` each ~390 us, by this ~175 us; one range
 //! by `msync` ~130 us, by `fdatasync` ~175 us.
+//!
+//! In a run with a [`JournalSlot`] (a durable run on a store that is not persistent memory) the
+//! worker does not sync objects in place: it copies the batch's ranges into the store's flush
+//! journal (`object_store::Journal`) and syncs that one file, so the objects' pages are not
+//! written back and write-protected under the guest at every fence. Objects are synced in place
+//! only at a checkpoint, or when a batch names more of one object than
+//! `object_store::JOURNAL_RANGE_MAX`.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
 use std::ptr::NonNull;
 use std::sync::mpsc::{channel, Receiver, Sender};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::thread::{JoinHandle, ThreadId};
 
 use abi::hostcall::errno::EIO;
 use abi::id::ObjId;
+use object_store::{Journal, JOURNAL_RANGE_MAX};
 
 /// A range of one object's file to make durable.
 #[derive(Debug, Clone)]
@@ -44,6 +54,63 @@ pub struct FlushJob {
     pub user_data: u64,
     /// The ranges (never empty when handed to the worker).
     pub targets: Vec<FlushTarget>,
+    /// The run's flush journal, if it has one.
+    pub journal: Option<Arc<JournalSlot>>,
+}
+
+/// A run's flush journal, taken from the store at the first fence that needs it.
+#[derive(Debug)]
+pub struct JournalSlot {
+    root: PathBuf,
+    state: Mutex<JournalState>,
+}
+
+#[derive(Debug)]
+enum JournalState {
+    Unopened,
+    Open(Journal),
+    /// It could not be had: fences sync objects in place for the rest of the run.
+    Failed,
+}
+
+impl JournalSlot {
+    /// A slot for the journal of the store at `root`.
+    pub fn new(root: PathBuf) -> Self {
+        JournalSlot {
+            root,
+            state: Mutex::new(JournalState::Unopened),
+        }
+    }
+
+    /// Syncs in place what the journal covers and empties it (nothing if it was never taken).
+    pub fn checkpoint(&self) -> io::Result<()> {
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        match &mut *st {
+            JournalState::Open(j) => j.checkpoint(),
+            _ => Ok(()),
+        }
+    }
+
+    /// Runs `f` on the journal, taking one first if there is none yet; `None` without one.
+    fn with<R>(&self, f: impl FnOnce(&mut Journal) -> R) -> Option<R> {
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if matches!(*st, JournalState::Unopened) {
+            *st = match Journal::acquire(&self.root) {
+                Ok(j) => JournalState::Open(j),
+                Err(e) => {
+                    // A full filesystem is said by whatever the guest then fails to store.
+                    if !e.is_no_space() {
+                        eprintln!("twz-vmm: no flush journal ({e}): fences sync objects in place");
+                    }
+                    JournalState::Failed
+                }
+            };
+        }
+        match &mut *st {
+            JournalState::Open(j) => Some(f(j)),
+            _ => None,
+        }
+    }
 }
 
 /// Sorts `(offset, len)` ranges and merges those that overlap or touch.
@@ -188,6 +255,11 @@ impl FlushFile {
         Ok(Self::new(file))
     }
 
+    /// Reads `buf.len()` bytes of the object at `offset` (the page cache the guest writes).
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.file.read_exact_at(buf, offset)
+    }
+
     /// Makes `ranges` (merged) durable: alone by range-limited `msync` when there is one, else
     /// (or when the file cannot be mapped) by [`sync_ranges`].
     pub fn sync(&self, ranges: &[(u64, u64)]) -> io::Result<()> {
@@ -206,15 +278,20 @@ impl FlushFile {
 pub struct BatchOutcome {
     /// `(user_data, 0 or negated errno)` per request, in submission order.
     pub completions: Vec<(u64, i64)>,
-    /// `fdatasync` calls made (one per distinct object).
+    /// Syncs made: one per object synced in place, plus one for the journal if it was used.
     pub syncs: usize,
 }
 
 /// One object's file and the ranges a batch names in it.
 type ObjectRanges = (Arc<FlushFile>, Vec<(u64, u64)>);
 
-/// Syncs every object named by `jobs` once (its ranges merged) and gives each request the
-/// first failure among its objects, or 0.
+/// The negated errno of `e`.
+fn errno_of(e: &io::Error) -> i64 {
+    -i64::from(e.raw_os_error().unwrap_or(EIO as i32))
+}
+
+/// Syncs every object named by `jobs` once (its ranges merged), through the run's journal if it
+/// has one, and gives each request the first failure among its objects, or 0.
 pub fn sync_batch(jobs: &[FlushJob]) -> BatchOutcome {
     let mut per_object: BTreeMap<ObjId, ObjectRanges> = BTreeMap::new();
     for t in jobs.iter().flat_map(|j| &j.targets) {
@@ -224,16 +301,16 @@ pub fn sync_batch(jobs: &[FlushJob]) -> BatchOutcome {
             .1
             .push((t.offset, t.len));
     }
-    // One object after the other: syncing them on parallel threads measured no faster here
-    // (the disk and ext4's journal serialise the flushes) and a thread start costs ~50 us.
-    let mut failed: BTreeMap<ObjId, i64> = BTreeMap::new();
-    let syncs = per_object.len();
-    for (id, (file, mut ranges)) in per_object {
-        merge(&mut ranges);
-        if let Err(e) = file.sync(&ranges) {
-            failed.insert(id, -i64::from(e.raw_os_error().unwrap_or(EIO as i32)));
-        }
+    for (_, ranges) in per_object.values_mut() {
+        merge(ranges);
     }
+    let mut failed: BTreeMap<ObjId, i64> = BTreeMap::new();
+    let journal = jobs.iter().find_map(|j| j.journal.as_ref());
+    let syncs =
+        match journal.and_then(|slot| slot.with(|j| journal_batch(j, &per_object, &mut failed))) {
+            Some(syncs) => syncs,
+            None => sync_in_place(&per_object, &mut failed),
+        };
     let completions = jobs
         .iter()
         .map(|j| {
@@ -242,6 +319,80 @@ pub fn sync_batch(jobs: &[FlushJob]) -> BatchOutcome {
         })
         .collect();
     BatchOutcome { completions, syncs }
+}
+
+/// Syncs each object where it lives; returns the number of syncs.
+fn sync_in_place(
+    objects: &BTreeMap<ObjId, ObjectRanges>,
+    failed: &mut BTreeMap<ObjId, i64>,
+) -> usize {
+    // One object after the other: syncing them on parallel threads measured no faster here
+    // (the disk and ext4's journal serialise the flushes) and a thread start costs ~50 us.
+    for (id, (file, ranges)) in objects {
+        if let Err(e) = file.sync(ranges) {
+            failed.insert(*id, errno_of(&e));
+        }
+    }
+    objects.len()
+}
+
+/// Journals the batch (one write and one sync), syncing in place any object with more bytes
+/// named than a journal record takes; returns the number of syncs.
+fn journal_batch(
+    j: &mut Journal,
+    objects: &BTreeMap<ObjId, ObjectRanges>,
+    failed: &mut BTreeMap<ObjId, i64>,
+) -> usize {
+    let mut syncs = 1;
+    let mut journaled: Vec<ObjId> = Vec::new();
+    for (&id, (file, ranges)) in objects {
+        let total = ranges.iter().fold(0u64, |a, r| a.saturating_add(r.1));
+        if total > JOURNAL_RANGE_MAX {
+            syncs += 1;
+            match file.sync(ranges) {
+                Ok(()) => j.push_synced(id),
+                Err(e) => {
+                    failed.insert(id, errno_of(&e));
+                }
+            }
+            continue;
+        }
+        let pushed = ranges.iter().try_for_each(|&(off, len)| {
+            j.push_data(id, off, len, |buf| file.read_exact_at(buf, off))
+        });
+        match pushed {
+            Ok(()) => journaled.push(id),
+            Err(e) => {
+                failed.insert(id, errno_of(&e));
+            }
+        }
+    }
+    match j.commit() {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::FileTooLarge => {
+            // More than the journal holds: in place, then a checkpoint so no older record of
+            // these objects outlives what was just synced.
+            for id in &journaled {
+                if let Some((file, ranges)) = objects.get(id) {
+                    syncs += 1;
+                    if let Err(e) = file.sync(ranges) {
+                        failed.insert(*id, errno_of(&e));
+                    }
+                }
+            }
+            if let Err(e) = j.checkpoint() {
+                for id in &journaled {
+                    failed.entry(*id).or_insert(errno_of(&e));
+                }
+            }
+        }
+        Err(e) => {
+            for id in &journaled {
+                failed.insert(*id, errno_of(&e));
+            }
+        }
+    }
+    syncs
 }
 
 /// The worker thread. Dropping it lets the worker finish what it was given, then joins it.
@@ -335,14 +486,17 @@ mod tests {
             FlushJob {
                 user_data: 1,
                 targets: vec![target(1, &a, 0, 8), target(2, &b, 4096, 8)],
+                journal: None,
             },
             FlushJob {
                 user_data: 2,
                 targets: vec![target(1, &a, 4096, 100)],
+                journal: None,
             },
             FlushJob {
                 user_data: 3,
                 targets: vec![target(2, &b, 0, 1), target(1, &a, 8, 8)],
+                journal: None,
             },
         ];
         let out = sync_batch(&jobs);
@@ -458,10 +612,12 @@ mod tests {
             FlushJob {
                 user_data: 1,
                 targets: vec![target(1, &good, 0, 8)],
+                journal: None,
             },
             FlushJob {
                 user_data: 2,
                 targets: vec![target(1, &good, 0, 8), target(9, &pipe, 0, 8)],
+                journal: None,
             },
         ];
         let out = sync_batch(&jobs);
@@ -480,6 +636,7 @@ mod tests {
             f.submit(FlushJob {
                 user_data: i,
                 targets: vec![target(1, &file, i * 64, 64)],
+                journal: None,
             })
             .unwrap();
         }

@@ -156,6 +156,8 @@ pub struct Objects {
     store: LazyStore,
     mem: GuestMemoryMmap,
     state: Mutex<State>,
+    /// Where fences go in a durable run (see `with_journal`).
+    journal: Option<Arc<flusher::JournalSlot>>,
 }
 
 /// The errno the guest gets for a store error.
@@ -190,6 +192,7 @@ impl Objects {
             vm,
             populator: OnceLock::new(),
             huge_growth: false,
+            journal: None,
             store,
             mem,
             state: Mutex::new(State {
@@ -216,11 +219,24 @@ impl Objects {
     /// which the runtime sends only for objects that keep growing) with 2 MiB host pages, or
     /// not. The run turns it on for `--durability none`: large growing objects then get the
     /// speed of `--huge-pages` (one shadow fault and one TLB entry per 2 MiB), while small
-    /// objects keep 4 KiB pages and their small disk footprint. Not with durable commits, where
-    /// a flush would write whole 2 MiB folios.
+    /// objects keep 4 KiB pages and their small disk footprint. Not where fences sync objects
+    /// in place, which would write whole 2 MiB folios; through the journal they do not.
     pub fn with_huge_growth(mut self, on: bool) -> Self {
         self.huge_growth = on;
         self
+    }
+
+    /// This mapper making fences durable through the store's flush journal
+    /// ([`object_store::Journal`]), or in place: a durable run on a store that is not persistent
+    /// memory turns it on.
+    pub fn with_journal(mut self, on: bool) -> Self {
+        self.journal = on.then(|| Arc::new(flusher::JournalSlot::new(self.store.dir.clone())));
+        self
+    }
+
+    /// The run's flush journal, if fences go through one.
+    pub fn journal(&self) -> Option<Arc<flusher::JournalSlot>> {
+        self.journal.clone()
     }
 
     /// This mapper backing objects with 2 MiB host pages, or not (`run --huge-pages`; see

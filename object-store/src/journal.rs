@@ -1,0 +1,778 @@
+//! The flush journal: how a VMM makes a fence durable with one sequential write.
+//!
+//! Syncing an object's pages where they live (`msync`, `fdatasync`) costs more than the disk
+//! write: write-back write-protects every page it cleans, so the guest's next store to it takes
+//! a KVM fault and ext4's `page_mkwrite`; and a 2 MiB folio is written whole, so growing
+//! objects cannot have 2 MiB pages in a durable run. A journal avoids both. A fence copies the
+//! bytes of the ranges it names into records appended to a journal file and syncs that one
+//! file; the object files are synced only at a checkpoint (the journal full, the VMM exiting),
+//! so their pages stay writable in between.
+//!
+//! ```text
+//! <store>/journal/<random hex>.log   one per running writer (flock'd), kept for reuse
+//!   0      header: magic, version, epoch, boot ID, checksum              (rest of page 0 zero)
+//!   4096   record: magic, epoch, kind, object ID, offset, len, checksum  (64 bytes)
+//!          data: len bytes, zero-padded to 8                             (DATA records only)
+//!          record ...
+//! ```
+//!
+//! Records of the header's epoch, read from offset 4096 while each is intact, are the journal's
+//! content; a checkpoint bumps the epoch, which ends it without erasing anything. A torn last
+//! record fails its checksum and ends the scan: its fence was never acknowledged.
+//!
+//! **Settling** (at every [`crate::Store::open`], under the store lock, for each journal no
+//! running process holds): if the journal was written in the current boot, the page cache still
+//! holds every journaled byte or a newer one, so its objects are only synced. After a reboot
+//! (power loss), the records are applied to the object files in order, then synced. A byte then
+//! holds the value of its last fence; a newer unfenced value the kernel may have written back
+//! is lost, as is legal for an unfenced store. A `SYNCED` record (written after an object was
+//! synced directly, bypassing the journal) cancels that object's earlier records.
+//!
+//! Limit: journals replay one after the other, in file-name order. If two VMMs running at once
+//! both wrote the same object and the power went before either exited, a byte both fenced gets
+//! the value from the journal replayed last, which need not be the later one.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use abi::id::ObjId;
+use abi::txlog::Checksum;
+
+use crate::error::{Result, StoreError};
+use crate::fsutil;
+use crate::object::object_path;
+
+/// The journal directory, under the store root.
+pub const JOURNAL_DIR: &str = "journal";
+/// A journal file's bytes (records wrap to the start after a checkpoint).
+pub const JOURNAL_CAPACITY: u64 = 64 << 20;
+/// The largest range a fence journals; a larger one is synced in place.
+pub const JOURNAL_RANGE_MAX: u64 = JOURNAL_CAPACITY / 4;
+
+const MAGIC: &[u8; 8] = b"twzjrnl1";
+const VERSION: u32 = 1;
+const HEADER_LEN: u64 = 4096;
+const RECORD_MAGIC: u64 = u64::from_le_bytes(*b"twzjrec1");
+const RECORD_LEN: usize = 64;
+const SUFFIX: &str = ".log";
+/// Buffer capacity kept between batches.
+const BUF_KEEP: usize = 1 << 20;
+
+/// What a record says.
+mod kind {
+    /// New bytes of an object range.
+    pub const DATA: u32 = 1;
+    /// The object was synced in place: earlier records of it no longer count.
+    pub const SYNCED: u32 = 2;
+}
+
+/// This boot's ID (`/proc/sys/kernel/random/boot_id`), or zeros where unknown (then every
+/// settle replays, which is always safe before anything else maps the objects).
+fn boot_id() -> [u8; 16] {
+    fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .and_then(|s| fsutil::unhex::<16>(&s.trim().replace('-', "")))
+        .unwrap_or([0; 16])
+}
+
+/// The header's bytes for `epoch` written in `boot`.
+fn header_bytes(epoch: u64, boot: [u8; 16]) -> [u8; 48] {
+    let mut h = [0u8; 48];
+    h[..8].copy_from_slice(MAGIC);
+    h[8..12].copy_from_slice(&VERSION.to_le_bytes());
+    h[16..24].copy_from_slice(&epoch.to_le_bytes());
+    h[24..40].copy_from_slice(&boot);
+    let mut sum = Checksum::new();
+    sum.words(&h[..40]);
+    h[40..48].copy_from_slice(&sum.finish().to_le_bytes());
+    h
+}
+
+/// `(epoch, boot)` from a header, if it is one.
+fn parse_header(h: &[u8; 48]) -> Option<(u64, [u8; 16])> {
+    let mut sum = Checksum::new();
+    sum.words(&h[..40]);
+    let ok = &h[..8] == MAGIC
+        && h[8..12] == VERSION.to_le_bytes()
+        && h[40..48] == sum.finish().to_le_bytes();
+    let word = |at: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&h[at..at + 8]);
+        u64::from_le_bytes(w)
+    };
+    let mut boot = [0u8; 16];
+    boot.copy_from_slice(&h[24..40]);
+    ok.then(|| (word(16), boot))
+}
+
+/// A record's fixed part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Record {
+    epoch: u64,
+    kind: u32,
+    id: ObjId,
+    offset: u64,
+    len: u64,
+}
+
+impl Record {
+    /// The 56 bytes the checksum starts with.
+    fn head(&self) -> [u8; 56] {
+        let mut r = [0u8; 56];
+        r[..8].copy_from_slice(&RECORD_MAGIC.to_le_bytes());
+        r[8..16].copy_from_slice(&self.epoch.to_le_bytes());
+        r[16..20].copy_from_slice(&self.kind.to_le_bytes());
+        r[24..40].copy_from_slice(&self.id.0);
+        r[40..48].copy_from_slice(&self.offset.to_le_bytes());
+        r[48..56].copy_from_slice(&self.len.to_le_bytes());
+        r
+    }
+
+    fn parse(b: &[u8; RECORD_LEN]) -> Option<(Record, u64)> {
+        let word = |at: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&b[at..at + 8]);
+            u64::from_le_bytes(w)
+        };
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&b[24..40]);
+        let mut kind = [0u8; 4];
+        kind.copy_from_slice(&b[16..20]);
+        let r = Record {
+            epoch: word(8),
+            kind: u32::from_le_bytes(kind),
+            id: ObjId(id),
+            offset: word(40),
+            len: word(48),
+        };
+        (word(0) == RECORD_MAGIC).then_some((r, word(56)))
+    }
+
+    /// Data bytes after the fixed part (padded to 8).
+    fn padded_len(&self) -> u64 {
+        if self.kind == kind::DATA {
+            self.len.next_multiple_of(8)
+        } else {
+            0
+        }
+    }
+}
+
+/// A running writer's journal: appends fences' bytes, checkpoints when full, and on drop syncs
+/// the objects it covered and empties itself. Holds the file's `flock` while it lives.
+#[derive(Debug)]
+pub struct Journal {
+    file: File,
+    objects_dir: PathBuf,
+    epoch: u64,
+    tail: u64,
+    /// Objects with records since the last checkpoint.
+    touched: BTreeSet<ObjId>,
+    /// The batch being built.
+    buf: Vec<u8>,
+    batch_ids: Vec<ObjId>,
+    /// Checkpoint when dropped (tests turn it off to leave a journal as a crash would).
+    checkpoint_on_drop: bool,
+}
+
+/// `flock(LOCK_EX | LOCK_NB)`: true if taken.
+fn try_lock(file: &File) -> io::Result<bool> {
+    flock(file, libc::LOCK_EX | libc::LOCK_NB)
+}
+
+/// `flock(op)`: true if taken, false if it would block.
+fn flock(file: &File, op: libc::c_int) -> io::Result<bool> {
+    loop {
+        // SAFETY: flock on a descriptor we own; it touches no memory.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), op) };
+        if rc == 0 {
+            return Ok(true);
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::Interrupted => continue,
+            io::ErrorKind::WouldBlock => return Ok(false),
+            _ => return Err(e),
+        }
+    }
+}
+
+/// The boot a journal's header names, if it has a header.
+fn header_boot(file: &File) -> Option<[u8; 16]> {
+    let mut h = [0u8; 48];
+    file.read_exact_at(&mut h, 0).ok()?;
+    parse_header(&h).map(|(_, boot)| boot)
+}
+
+fn open_rw(path: &Path) -> io::Result<File> {
+    OpenOptions::new().read(true).write(true).open(path)
+}
+
+impl Journal {
+    /// Takes a journal in the store at `root` for this process: a free one left by an earlier
+    /// writer (settled first), or a new one. A journal file's `flock` says whose it is.
+    pub fn acquire(root: &Path) -> Result<Journal> {
+        let dir = root.join(JOURNAL_DIR);
+        let objects_dir = root.join(crate::store::OBJECTS_DIR);
+        fsutil::ensure_dir(&dir, 0o755)?;
+        for path in journal_files(&dir)? {
+            let Ok(file) = open_rw(&path) else { continue };
+            if !try_lock(&file).map_err(StoreError::io(&path))? {
+                continue;
+            }
+            settle_one(&file, &objects_dir).map_err(StoreError::io(&path))?;
+            return Journal::start(file, objects_dir).map_err(StoreError::io(&path));
+        }
+        let name = format!(
+            "{}{SUFFIX}",
+            fsutil::hex(&fsutil::random_bytes::<8>().map_err(StoreError::io(&dir))?)
+        );
+        let path = dir.join(name);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&path)
+            .map_err(StoreError::io(&path))?;
+        if !try_lock(&file).map_err(StoreError::io(&path))? {
+            return Err(StoreError::Locked(path));
+        }
+        // The space up front, so appends never allocate (or fail for room) on the fence path.
+        // SAFETY: fallocate on a descriptor we own; it touches no memory of ours.
+        let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, JOURNAL_CAPACITY as i64) };
+        if rc != 0 {
+            let e = io::Error::last_os_error();
+            let _ = fs::remove_file(&path);
+            return Err(StoreError::io(&path)(e));
+        }
+        let j = Journal::start(file, objects_dir).map_err(StoreError::io(&path))?;
+        fsutil::fsync_dir(&dir)?;
+        Ok(j)
+    }
+
+    /// A journal on a locked, settled (or new) file: the next epoch, nothing in it.
+    fn start(file: File, objects_dir: PathBuf) -> io::Result<Journal> {
+        let mut h = [0u8; 48];
+        let epoch = match file.read_exact_at(&mut h, 0) {
+            Ok(()) => parse_header(&h).map_or(1, |(e, _)| e + 1),
+            Err(_) => 1,
+        };
+        let j = Journal {
+            file,
+            objects_dir,
+            epoch,
+            tail: HEADER_LEN,
+            touched: BTreeSet::new(),
+            buf: Vec::new(),
+            batch_ids: Vec::new(),
+            checkpoint_on_drop: true,
+        };
+        j.write_header()?;
+        Ok(j)
+    }
+
+    fn write_header(&self) -> io::Result<()> {
+        self.file
+            .write_all_at(&header_bytes(self.epoch, boot_id()), 0)?;
+        self.file.sync_data()
+    }
+
+    /// Adds `len` new bytes of `id` at `offset` to the batch; `fill` writes them into the slice
+    /// it is given (a read of the object).
+    pub fn push_data(
+        &mut self,
+        id: ObjId,
+        offset: u64,
+        len: u64,
+        fill: impl FnOnce(&mut [u8]) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let r = Record {
+            epoch: self.epoch,
+            kind: kind::DATA,
+            id,
+            offset,
+            len,
+        };
+        let size = usize::try_from(r.padded_len()).map_err(|_| io::ErrorKind::InvalidInput)?;
+        let start = self.buf.len();
+        self.buf.resize(start + RECORD_LEN + size, 0);
+        let data = start + RECORD_LEN;
+        let filled = fill(&mut self.buf[data..data + len as usize]);
+        if let Err(e) = filled {
+            self.buf.truncate(start);
+            return Err(e);
+        }
+        self.seal(start, r);
+        self.batch_ids.push(id);
+        Ok(())
+    }
+
+    /// Adds a note that `id` was synced in place (its earlier records no longer count).
+    pub fn push_synced(&mut self, id: ObjId) {
+        let r = Record {
+            epoch: self.epoch,
+            kind: kind::SYNCED,
+            id,
+            offset: 0,
+            len: 0,
+        };
+        let start = self.buf.len();
+        self.buf.resize(start + RECORD_LEN, 0);
+        self.seal(start, r);
+    }
+
+    /// Writes the record head and checksum at `start` (data already in place).
+    fn seal(&mut self, start: usize, r: Record) {
+        let head = r.head();
+        self.buf[start..start + 56].copy_from_slice(&head);
+        let mut sum = Checksum::new();
+        sum.words(&self.buf[start..start + 56]);
+        sum.words(&self.buf[start + RECORD_LEN..]);
+        let s = sum.finish().to_le_bytes();
+        self.buf[start + 56..start + RECORD_LEN].copy_from_slice(&s);
+    }
+
+    /// Bytes in the batch being built.
+    pub fn batch_len(&self) -> u64 {
+        self.buf.len() as u64
+    }
+
+    /// Makes the batch durable: one write and one `fdatasync` of the journal (after a
+    /// checkpoint first if it does not fit). A batch larger than the journal is refused with
+    /// `FileTooLarge` and dropped: sync its objects in place, then [`Journal::checkpoint`].
+    pub fn commit(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let len = self.buf.len() as u64;
+        if len > JOURNAL_CAPACITY - HEADER_LEN {
+            self.discard();
+            return Err(io::ErrorKind::FileTooLarge.into());
+        }
+        if self.tail + len > JOURNAL_CAPACITY {
+            self.checkpoint()?;
+            // The batch's records carry the old epoch: restamp them.
+            self.restamp();
+        }
+        let written = self.file.write_all_at(&self.buf, self.tail);
+        let synced = written.and_then(|()| self.file.sync_data());
+        let ids = std::mem::take(&mut self.batch_ids);
+        self.buf.clear();
+        // A large batch (a database's whole sync) must not keep its buffer for the run.
+        self.buf.shrink_to(BUF_KEEP);
+        synced?;
+        self.tail += len;
+        self.touched.extend(ids);
+        Ok(())
+    }
+
+    /// Drops the batch being built.
+    pub fn discard(&mut self) {
+        self.buf.clear();
+        self.batch_ids.clear();
+    }
+
+    fn restamp(&mut self) {
+        let mut at = 0;
+        while at + RECORD_LEN <= self.buf.len() {
+            let mut b = [0u8; RECORD_LEN];
+            b.copy_from_slice(&self.buf[at..at + RECORD_LEN]);
+            let Some((mut r, _)) = Record::parse(&b) else {
+                return;
+            };
+            r.epoch = self.epoch;
+            let end = at + RECORD_LEN + r.padded_len() as usize;
+            let head = r.head();
+            self.buf[at..at + 56].copy_from_slice(&head);
+            let mut sum = Checksum::new();
+            sum.words(&self.buf[at..at + 56]);
+            sum.words(&self.buf[at + RECORD_LEN..end]);
+            let s = sum.finish().to_le_bytes();
+            self.buf[at + 56..at + RECORD_LEN].copy_from_slice(&s);
+            at = end;
+        }
+    }
+
+    /// Syncs every object journaled since the last checkpoint in place, then empties the
+    /// journal (a new epoch).
+    pub fn checkpoint(&mut self) -> io::Result<()> {
+        sync_objects(&self.objects_dir, &self.touched)?;
+        self.touched.clear();
+        self.epoch += 1;
+        self.tail = HEADER_LEN;
+        self.write_header()
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        // A failure leaves the records for the next opener to settle.
+        if self.checkpoint_on_drop {
+            let _ = self.checkpoint();
+        }
+    }
+}
+
+/// `fdatasync` of each object's file (a deleted object is skipped).
+fn sync_objects<'a>(
+    objects_dir: &Path,
+    ids: impl IntoIterator<Item = &'a ObjId>,
+) -> io::Result<()> {
+    for &id in ids {
+        match OpenOptions::new()
+            .write(true)
+            .open(object_path(objects_dir, id))
+        {
+            Ok(f) => f.sync_data()?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// The journal files in `dir` (none if it does not exist).
+fn journal_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(StoreError::io(dir)(e)),
+    };
+    let mut out = Vec::new();
+    for ent in entries {
+        let path = ent.map_err(StoreError::io(dir))?.path();
+        if path.extension().is_some_and(|e| e == "log") {
+            out.push(path);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// What settling found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SettleReport {
+    /// Journals of exited writers that held records.
+    pub journals: usize,
+    /// Records applied to object files (after a reboot only).
+    pub applied: usize,
+    /// Objects synced.
+    pub objects: usize,
+}
+
+/// Settles every journal in the store at `root` that no running process holds (see the module
+/// documentation).
+pub fn settle(root: &Path) -> Result<SettleReport> {
+    settle_all(root, boot_id())
+}
+
+/// Settles as after a power loss: writes every journaled record back into its object even if
+/// this boot wrote it (what [`settle`] does after a reboot). For recovery after the object
+/// files were restored from an older copy, and for power-loss tests.
+pub fn replay(root: &Path) -> Result<SettleReport> {
+    settle_all(root, [0; 16])
+}
+
+fn settle_all(root: &Path, now: [u8; 16]) -> Result<SettleReport> {
+    let dir = root.join(JOURNAL_DIR);
+    let objects_dir = root.join(crate::store::OBJECTS_DIR);
+    let mut report = SettleReport::default();
+    for path in journal_files(&dir)? {
+        // A reader that may not write the store leaves journals to a writer.
+        let Ok(file) = open_rw(&path) else { continue };
+        if !try_lock(&file).map_err(StoreError::io(&path))? {
+            // Held: by a running writer (which wrote this boot's ID at its start), or by
+            // another opener replaying it after a reboot, which must finish before anything
+            // here maps an object.
+            if header_boot(&file) == Some(boot_id()) {
+                continue;
+            }
+            flock(&file, libc::LOCK_EX).map_err(StoreError::io(&path))?;
+        }
+        let r = settle_as_of(&file, &objects_dir, now).map_err(StoreError::io(&path))?;
+        if r.objects > 0 {
+            report.journals += 1;
+        }
+        report.applied += r.applied;
+        report.objects += r.objects;
+    }
+    Ok(report)
+}
+
+/// A journal's epoch, the boot that wrote it, and its intact records with their data.
+type Contents = (u64, [u8; 16], Vec<(Record, Vec<u8>)>);
+
+/// The intact records of the current epoch of a journal, with each DATA record's bytes.
+fn read_records(file: &File) -> io::Result<Option<Contents>> {
+    let mut h = [0u8; 48];
+    if file.read_exact_at(&mut h, 0).is_err() {
+        return Ok(None);
+    }
+    let Some((epoch, boot)) = parse_header(&h) else {
+        return Ok(None);
+    };
+    let size = file.metadata()?.len();
+    let mut out = Vec::new();
+    let mut at = HEADER_LEN;
+    while at + RECORD_LEN as u64 <= size {
+        let mut b = [0u8; RECORD_LEN];
+        file.read_exact_at(&mut b, at)?;
+        let Some((r, sum)) = Record::parse(&b) else {
+            break;
+        };
+        if r.epoch != epoch || r.padded_len() > size - at - RECORD_LEN as u64 {
+            break;
+        }
+        let mut data = vec![0u8; r.padded_len() as usize];
+        file.read_exact_at(&mut data, at + RECORD_LEN as u64)?;
+        let mut check = Checksum::new();
+        check.words(&b[..56]);
+        check.words(&data);
+        if check.finish() != sum {
+            break;
+        }
+        data.truncate(r.len as usize);
+        at += RECORD_LEN as u64 + r.padded_len();
+        out.push((r, data));
+    }
+    Ok(Some((epoch, boot, out)))
+}
+
+/// Settles one locked journal file: replays it after a reboot, else syncs its objects; then
+/// empties it.
+fn settle_one(file: &File, objects_dir: &Path) -> io::Result<SettleReport> {
+    settle_as_of(file, objects_dir, boot_id())
+}
+
+fn settle_as_of(file: &File, objects_dir: &Path, now: [u8; 16]) -> io::Result<SettleReport> {
+    let Some((epoch, boot, records)) = read_records(file)? else {
+        return Ok(SettleReport::default());
+    };
+    let mut report = SettleReport::default();
+    if records.is_empty() {
+        return Ok(report);
+    }
+    let ids: BTreeSet<ObjId> = records.iter().map(|(r, _)| r.id).collect();
+    if boot != now || now == [0; 16] {
+        // Each object's records after its last SYNCED one, in order.
+        let mut from: BTreeMap<ObjId, usize> = BTreeMap::new();
+        for (i, (r, _)) in records.iter().enumerate() {
+            if r.kind == kind::SYNCED {
+                from.insert(r.id, i + 1);
+            }
+        }
+        let mut files: BTreeMap<ObjId, Option<File>> = BTreeMap::new();
+        for (i, (r, data)) in records.iter().enumerate() {
+            if r.kind != kind::DATA || from.get(&r.id).is_some_and(|&f| i < f) {
+                continue;
+            }
+            let f = files
+                .entry(r.id)
+                .or_insert_with(|| open_rw(&object_path(objects_dir, r.id)).ok());
+            if let Some(f) = f {
+                f.write_all_at(data, r.offset)?;
+                report.applied += 1;
+            }
+        }
+    }
+    sync_objects(objects_dir, &ids)?;
+    report.objects = ids.len();
+    // Empty it: the next epoch, nothing in it.
+    file.write_all_at(&header_bytes(epoch + 1, now), 0)?;
+    file.sync_data()?;
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{CreateOptions, Store};
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        root: PathBuf,
+        id: ObjId,
+        path: PathBuf,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path().join("store");
+        let store = Store::open(&root).expect("store");
+        let id = store.create(&CreateOptions::default()).expect("object");
+        let path = store.object_path(id);
+        Fixture {
+            _dir: dir,
+            root,
+            id,
+            path,
+        }
+    }
+
+    fn read(path: &Path, at: u64, n: usize) -> Vec<u8> {
+        let mut b = vec![0u8; n];
+        File::open(path)
+            .expect("open")
+            .read_exact_at(&mut b, at)
+            .expect("read");
+        b
+    }
+
+    fn write(path: &Path, at: u64, bytes: &[u8]) {
+        open_rw(path)
+            .expect("open")
+            .write_all_at(bytes, at)
+            .expect("write");
+    }
+
+    /// Journals `bytes` at `at` of the fixture's object as one fence.
+    fn fence(j: &mut Journal, f: &Fixture, at: u64, bytes: &[u8]) {
+        j.push_data(f.id, at, bytes.len() as u64, |b| {
+            b.copy_from_slice(bytes);
+            Ok(())
+        })
+        .expect("push");
+        j.commit().expect("commit");
+    }
+
+    /// The journal file `j` writes, opened apart from it.
+    fn journal_path(f: &Fixture) -> PathBuf {
+        let files = journal_files(&f.root.join(JOURNAL_DIR)).expect("list");
+        assert_eq!(files.len(), 1, "one journal");
+        files[0].clone()
+    }
+
+    /// Leaves `j` as a killed writer would: records in place, lock dropped.
+    fn crash(mut j: Journal) {
+        j.checkpoint_on_drop = false;
+    }
+
+    const OTHER_BOOT: [u8; 16] = [7; 16];
+
+    #[test]
+    fn after_a_reboot_the_last_fenced_bytes_are_put_back() {
+        let f = fixture();
+        let mut j = Journal::acquire(&f.root).expect("journal");
+        fence(&mut j, &f, 0x1000, b"first version...");
+        fence(&mut j, &f, 0x1000, b"second version..");
+        fence(&mut j, &f, 0x9000, &[0xAB; 100]);
+        crash(j);
+        // A power loss lost the page cache: the file holds something older.
+        write(&f.path, 0x1000, b"stale bytes.....");
+        write(&f.path, 0x9000, &[0; 100]);
+        let file = open_rw(&journal_path(&f)).expect("open");
+        assert!(try_lock(&file).expect("lock"));
+        let r = settle_as_of(&file, &f.root.join(crate::store::OBJECTS_DIR), OTHER_BOOT)
+            .expect("settle");
+        assert_eq!((r.applied, r.objects), (3, 1));
+        assert_eq!(read(&f.path, 0x1000, 16), b"second version..");
+        assert_eq!(read(&f.path, 0x9000, 100), vec![0xAB; 100]);
+        // Settled means empty: a second settle changes nothing.
+        write(&f.path, 0x1000, b"newer, unfenced.");
+        let again = settle_as_of(&file, &f.root.join(crate::store::OBJECTS_DIR), OTHER_BOOT)
+            .expect("settle");
+        assert_eq!(again, SettleReport::default());
+        assert_eq!(read(&f.path, 0x1000, 16), b"newer, unfenced.");
+    }
+
+    #[test]
+    fn in_the_same_boot_the_page_cache_wins_and_is_only_synced() {
+        let f = fixture();
+        let mut j = Journal::acquire(&f.root).expect("journal");
+        fence(&mut j, &f, 0x1000, b"fenced");
+        crash(j);
+        // A newer store the killed guest made after its fence: it is in the page cache.
+        write(&f.path, 0x1000, b"newer!");
+        let r = settle(&f.root).expect("settle");
+        assert_eq!((r.journals, r.applied, r.objects), (1, 0, 1));
+        assert_eq!(read(&f.path, 0x1000, 6), b"newer!");
+    }
+
+    #[test]
+    fn a_torn_last_record_is_not_applied() {
+        let f = fixture();
+        let mut j = Journal::acquire(&f.root).expect("journal");
+        fence(&mut j, &f, 0x1000, b"kept");
+        fence(&mut j, &f, 0x2000, b"torn");
+        crash(j);
+        let jp = journal_path(&f);
+        // The second record's data: after the header page, one record of 64 + 8 bytes, its head.
+        let data = HEADER_LEN + 72 + 64;
+        write(&jp, data, b"tXrn");
+        write(&f.path, 0x1000, b"old1");
+        write(&f.path, 0x2000, b"old2");
+        let file = open_rw(&jp).expect("open");
+        let r = settle_as_of(&file, &f.root.join(crate::store::OBJECTS_DIR), OTHER_BOOT)
+            .expect("settle");
+        assert_eq!(r.applied, 1);
+        assert_eq!(read(&f.path, 0x1000, 4), b"kept");
+        assert_eq!(read(&f.path, 0x2000, 4), b"old2");
+    }
+
+    #[test]
+    fn an_in_place_sync_cancels_earlier_records_of_its_object() {
+        let f = fixture();
+        let mut j = Journal::acquire(&f.root).expect("journal");
+        fence(&mut j, &f, 0x1000, b"older");
+        // The object was then synced in place with newer bytes.
+        write(&f.path, 0x1000, b"newer");
+        j.push_synced(f.id);
+        j.commit().expect("commit");
+        fence(&mut j, &f, 0x3000, b"after");
+        crash(j);
+        write(&f.path, 0x3000, b"stale");
+        let file = open_rw(&journal_path(&f)).expect("open");
+        let r = settle_as_of(&file, &f.root.join(crate::store::OBJECTS_DIR), OTHER_BOOT)
+            .expect("settle");
+        assert_eq!(r.applied, 1);
+        assert_eq!(read(&f.path, 0x1000, 5), b"newer");
+        assert_eq!(read(&f.path, 0x3000, 5), b"after");
+    }
+
+    #[test]
+    fn a_checkpoint_ends_the_records_before_it() {
+        let f = fixture();
+        let mut j = Journal::acquire(&f.root).expect("journal");
+        fence(&mut j, &f, 0x1000, b"before");
+        j.checkpoint().expect("checkpoint");
+        crash(j);
+        write(&f.path, 0x1000, b"later!");
+        let file = open_rw(&journal_path(&f)).expect("open");
+        let r = settle_as_of(&file, &f.root.join(crate::store::OBJECTS_DIR), OTHER_BOOT)
+            .expect("settle");
+        assert_eq!(r, SettleReport::default());
+        assert_eq!(read(&f.path, 0x1000, 6), b"later!");
+    }
+
+    #[test]
+    fn a_running_writers_journal_is_left_alone_and_reused_after_it() {
+        let f = fixture();
+        let mut j = Journal::acquire(&f.root).expect("journal");
+        fence(&mut j, &f, 0x1000, b"live");
+        // Another process opening the store meanwhile must not touch it.
+        assert_eq!(settle(&f.root).expect("settle"), SettleReport::default());
+        let path = journal_path(&f);
+        drop(j);
+        // A clean exit empties it, and the next writer takes the same file.
+        let j2 = Journal::acquire(&f.root).expect("journal");
+        assert_eq!(journal_path(&f), path);
+        drop(j2);
+    }
+
+    #[test]
+    fn opening_the_store_settles_a_killed_writers_journal() {
+        let f = fixture();
+        let mut j = Journal::acquire(&f.root).expect("journal");
+        fence(&mut j, &f, 0x1000, b"x");
+        crash(j);
+        Store::open(&f.root).expect("store");
+        let file = open_rw(&journal_path(&f)).expect("open");
+        let (_, _, records) = read_records(&file).expect("read").expect("header");
+        assert!(records.is_empty(), "settled at open");
+    }
+}
