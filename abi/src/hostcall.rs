@@ -89,6 +89,13 @@ pub mod nr {
     /// cannot back. Returns 0 (also where the filesystem cannot allocate ahead); `-EINVAL` for
     /// a range outside the object or a slot without a writable object.
     pub const OBJ_RESERVE: u64 = 17;
+    /// Make every range of an array of `args[1]` [`crate::ring::FlushRange`]s at `args[0]`
+    /// durable behind one fence (at most [`crate::ring::FLUSH_MANY_MAX`] ranges): ring
+    /// `FLUSH_MANY` as a call. The vCPU's own thread syncs, so a guest that waits for the fence
+    /// anyway saves the hand-offs to and from the VMM's flush thread. Returns 0; `-EINVAL` for
+    /// a slot without an object, a range beyond the object or too many ranges, `-EFAULT` for an
+    /// array the guest cannot read.
+    pub const OBJ_FLUSH_MANY: u64 = 18;
 }
 
 /// Length in bytes of an object ID as host calls read and write it.

@@ -5,8 +5,8 @@
 //!    range, one `msync` of the covering range, `sync_file_range` per range then one
 //!    `fdatasync` (what the worker did before the journal), and a bare `fdatasync`.
 //! 2. The KVS guest's YCSB-A under `--durability commit` and `group` (in-guest driver).
-//! 3. `redis-benchmark -t set -c 50` against `run kvs --listen` under `commit` and `group`, with
-//!    the flush worker and with flushes inline (if `redis-benchmark` is installed).
+//! 3. `redis-benchmark -t set -c 50` against `run kvs --listen` under `commit` and `group` (if
+//!    `redis-benchmark` is installed).
 //!
 //! `cargo bench -p twz-vmm --bench durability` (part 2 needs /dev/kvm). `TWZ_BENCH_RECORDS` sets
 //! the KVS records and operations (default 2000); `TWZ_BENCH_ROUNDS` the sync rounds (200);
@@ -180,8 +180,7 @@ fn kvs_rows(dir: &Path) {
     }
 }
 
-/// `redis-benchmark -t set -c 50` against `twz-vmm run kvs --listen` per durability mode, with
-/// the flush worker and with flushes inline (`TWZ_FLUSH_INLINE`).
+/// `redis-benchmark -t set -c 50` against `twz-vmm run kvs --listen` per durability mode.
 fn redis_rows(dir: &Path) {
     let have = Command::new("redis-benchmark")
         .arg("--version")
@@ -194,59 +193,53 @@ fn redis_rows(dir: &Path) {
     let n = env_or("TWZ_BENCH_REQUESTS", 5000).to_string();
     println!();
     println!("redis-benchmark -t set -n {n} -c 50 against run kvs --listen");
-    println!("{:<12} {:<10} {:>14}", "durability", "flushes", "SET/s");
+    println!("{:<12} {:>14}", "durability", "SET/s");
     for mode in ["commit", "group"] {
-        for inline in [false, true] {
-            // A free port: bound, read, released (a race with other programs is harmless here).
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .map(|a| a.port())
-                .expect("a free port");
-            let mut cmd = Command::new(VMM);
-            cmd.arg("--store")
-                .arg(dir.join(format!("redis-{mode}-{inline}")))
-                .args(["run", "kvs", "--durability", mode, "--timeout", "600"])
-                .args(["--listen", &format!("127.0.0.1:{port}")])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null());
-            if inline {
-                cmd.env("TWZ_FLUSH_INLINE", "1");
-            }
-            let mut server = cmd.spawn().expect("run twz-vmm");
-            let ready = (0..100).any(|_| {
-                std::thread::sleep(std::time::Duration::from_millis(50));
-                std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-            });
-            let rate = if ready {
-                let out = Command::new("redis-benchmark")
-                    .args([
-                        "-p",
-                        &port.to_string(),
-                        "-t",
-                        "set",
-                        "-n",
-                        &n,
-                        "-c",
-                        "50",
-                        "-q",
-                    ])
-                    .output()
-                    .expect("redis-benchmark");
-                String::from_utf8_lossy(&out.stdout)
-                    .split(['\r', '\n'])
-                    .rev()
-                    .find_map(|l| l.strip_prefix("SET: "))
-                    .and_then(|l| l.split_whitespace().next())
-                    .unwrap_or("?")
-                    .to_string()
-            } else {
-                "no server".to_string()
-            };
-            let _ = server.kill();
-            let _ = server.wait();
-            let how = if inline { "inline" } else { "worker" };
-            println!("{mode:<12} {how:<10} {rate:>14}");
-        }
+        // A free port: bound, read, released (a race with other programs is harmless here).
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let mut cmd = Command::new(VMM);
+        cmd.arg("--store")
+            .arg(dir.join(format!("redis-{mode}")))
+            .args(["run", "kvs", "--durability", mode, "--timeout", "600"])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let mut server = cmd.spawn().expect("run twz-vmm");
+        let ready = (0..100).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        let rate = if ready {
+            let out = Command::new("redis-benchmark")
+                .args([
+                    "-p",
+                    &port.to_string(),
+                    "-t",
+                    "set",
+                    "-n",
+                    &n,
+                    "-c",
+                    "50",
+                    "-q",
+                ])
+                .output()
+                .expect("redis-benchmark");
+            String::from_utf8_lossy(&out.stdout)
+                .split(['\r', '\n'])
+                .rev()
+                .find_map(|l| l.strip_prefix("SET: "))
+                .and_then(|l| l.split_whitespace().next())
+                .unwrap_or("?")
+                .to_string()
+        } else {
+            "no server".to_string()
+        };
+        let _ = server.kill();
+        let _ = server.wait();
+        println!("{mode:<12} {rate:>14}");
     }
 }
 

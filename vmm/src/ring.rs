@@ -26,11 +26,12 @@ use std::time::Duration;
 use abi::hostcall::errno::{EBADF, EINVAL, EIO, ENOSYS};
 use abi::hostcall::fd;
 use abi::memmap::RING_ADDR;
-use abi::ring::{header, op, CQ_ENTRIES, CQ_OFFSET, FLUSH_MANY_MAX, SQ_ENTRIES, SQ_OFFSET};
+use abi::ring::{header, op, CQ_ENTRIES, CQ_OFFSET, SQ_ENTRIES, SQ_OFFSET};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 use crate::hostcall::access::GuestAccess;
 use crate::hostcall::console::Console;
+use crate::hostcall::objects::read_flush_ranges;
 use crate::net::{Completion, Guest, Net, NetStats};
 use crate::objects::flusher::{sync_batch, FlushJob, Flusher};
 
@@ -155,13 +156,10 @@ impl RingConsumer {
 
     /// Lets `ring` (whose guest memory is `mem`) sync flushes on a worker thread, started at
     /// the first flush: from then on flushes complete late, posted by the worker. Without it
-    /// (or if the thread cannot be started) they are synced inline, under this lock. The
-    /// environment variable `TWZ_FLUSH_INLINE` (any value) keeps them inline, for comparing
-    /// the two in benchmarks.
+    /// (or if the thread cannot be started) they are synced inline, under this lock. (The
+    /// guest runtime's own fences are waited for, so it makes them with host call
+    /// `OBJ_FLUSH_MANY` instead, on the vCPU's thread.)
     pub fn enable_flusher(ring: &Arc<Mutex<RingConsumer>>, mem: GuestMemoryMmap) {
-        if std::env::var_os("TWZ_FLUSH_INLINE").is_some() {
-            return;
-        }
         if let Ok(mut r) = ring.lock() {
             r.flusher_seed = Some(FlusherSeed {
                 owner: Arc::downgrade(ring),
@@ -303,7 +301,7 @@ impl RingConsumer {
         let ranges = if opcode == op::FLUSH {
             vec![(args[0], args[1], args[2])]
         } else {
-            match read_flush_ranges(env, args[0], args[1]) {
+            match read_flush_ranges(env.mem, env.access, args[0], args[1]) {
                 Ok(r) => r,
                 Err(e) => return self.complete(env.mem, user_data, e),
             }
@@ -456,31 +454,6 @@ impl RingConsumer {
 }
 
 /// Reads a `FLUSH_MANY` array of `count` `abi::ring::FlushRange` at guest address `addr`.
-fn read_flush_ranges(
-    env: &RingEnv<'_>,
-    addr: u64,
-    count: u64,
-) -> Result<Vec<(u64, u64, u64)>, i64> {
-    if count > FLUSH_MANY_MAX {
-        return Err(-EINVAL);
-    }
-    let size = count * std::mem::size_of::<abi::ring::FlushRange>() as u64;
-    env.access.check(addr, size, false)?;
-    let mut buf = vec![0u8; size as usize];
-    env.mem
-        .read_slice(&mut buf, GuestAddress(addr))
-        .map_err(|_| -abi::hostcall::errno::EFAULT)?;
-    let le = |b: &[u8]| {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(b);
-        u64::from_le_bytes(w)
-    };
-    Ok(buf
-        .chunks_exact(24)
-        .map(|r| (le(&r[..8]), le(&r[8..16]), le(&r[16..24])))
-        .collect())
-}
-
 fn word(sqe: &[u8; 64], i: usize) -> u64 {
     let mut w = [0u8; 8];
     w.copy_from_slice(&sqe[i * 8..i * 8 + 8]);
@@ -526,6 +499,7 @@ mod tests {
     use crate::boot::RamPlan;
     use crate::memory::GuestRam;
     use abi::hostcall::errno::EFAULT;
+    use abi::ring::FLUSH_MANY_MAX;
 
     struct Fixture {
         ram: GuestRam,
@@ -713,21 +687,24 @@ mod tests {
         assert_eq!(f.cqe(1), (2, -ENOSYS));
         let env = f.env();
         assert_eq!(
-            read_flush_ranges(&env, 0x30_0000, FLUSH_MANY_MAX + 1),
+            read_flush_ranges(env.mem, env.access, 0x30_0000, FLUSH_MANY_MAX + 1),
             Err(-EINVAL),
             "too many ranges"
         );
         assert_eq!(
-            read_flush_ranges(&env, 0x10_0000, 1),
+            read_flush_ranges(env.mem, env.access, 0x10_0000, 1),
             Err(-EFAULT),
             "system area"
         );
         assert_eq!(
-            read_flush_ranges(&env, u64::MAX - 8, 1),
+            read_flush_ranges(env.mem, env.access, u64::MAX - 8, 1),
             Err(-EFAULT),
             "wraps"
         );
-        assert_eq!(read_flush_ranges(&env, 0x30_0000, 0), Ok(vec![]));
+        assert_eq!(
+            read_flush_ranges(env.mem, env.access, 0x30_0000, 0),
+            Ok(vec![])
+        );
         let mut arr = Vec::new();
         for w in [3u64, 4096, 64, 5, 0, 1] {
             arr.extend_from_slice(&w.to_le_bytes());
@@ -737,7 +714,7 @@ mod tests {
             .write_slice(&arr, GuestAddress(0x30_0000))
             .unwrap();
         assert_eq!(
-            read_flush_ranges(&env, 0x30_0000, 2),
+            read_flush_ranges(env.mem, env.access, 0x30_0000, 2),
             Ok(vec![(3, 4096, 64), (5, 0, 1)])
         );
     }

@@ -30,6 +30,7 @@ const CALL_NAMES: [&str; crate::hostcall::CALL_BUCKETS] = [
     "obj_delete",
     "err_reason",
     "obj_reserve",
+    "obj_flush_many",
     "unknown",
 ];
 

@@ -27,7 +27,7 @@ use access::GuestAccess;
 use console::Console;
 
 /// Buckets of [`HostCalls::counts`]: one per call number, the last for unknown numbers.
-pub const CALL_BUCKETS: usize = 19;
+pub const CALL_BUCKETS: usize = 20;
 /// Longest a `RING_WAIT` sleeps before it looks at the stop flag again.
 pub const RING_WAIT_SLICE: Duration = Duration::from_millis(10);
 /// Largest chunk `RANDOM` fills per call.
@@ -145,7 +145,7 @@ impl<'a> HostCalls<'a> {
             nr::RANDOM => self.random(req.args[0], req.args[1]),
             nr::RING_WAIT => self.ring_wait(req.args[0]),
             nr::NOP => req.args[0] as i64,
-            nr::OBJ_CREATE..=nr::OBJ_DELETE => {
+            nr::OBJ_CREATE..=nr::OBJ_DELETE | nr::OBJ_RESERVE | nr::OBJ_FLUSH_MANY => {
                 let calls = objects::ObjectCalls {
                     mem: self.mem,
                     access: self.access,
@@ -161,12 +161,6 @@ impl<'a> HostCalls<'a> {
                 };
                 calls.err_reason(&req.args)
             }
-            nr::OBJ_RESERVE => match self.objects {
-                Some(o) => o
-                    .reserve(req.args[0], req.args[1], req.args[2])
-                    .map_or_else(|e| e, |()| 0),
-                None => -ENOSYS,
-            },
             _ => -ENOSYS,
         };
         // read_block checked that the block is user-writable.

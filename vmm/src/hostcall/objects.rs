@@ -1,4 +1,4 @@
-//! The object host calls (`OBJ_CREATE` .. `OBJ_FLUSH`): decode and check the guest's arguments,
+//! The object host calls (`OBJ_CREATE` .. `OBJ_DELETE`, `OBJ_RESERVE`, `OBJ_FLUSH_MANY`): decode and check the guest's arguments,
 //! then ask [`crate::objects::Objects`].
 //!
 //! Names are read from guest memory the guest can read and must be UTF-8 of 1 to
@@ -9,6 +9,7 @@ use abi::fot::{perms, MAX_NAME_LEN};
 use abi::hostcall::errno::{EFAULT, EINVAL, ENAMETOOLONG, ENOSYS};
 use abi::hostcall::{nr, ID_LEN};
 use abi::id::ObjId;
+use abi::ring::FLUSH_MANY_MAX;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 use super::access::GuestAccess;
@@ -22,6 +23,33 @@ pub struct ObjectCalls<'a> {
     pub access: &'a GuestAccess,
     /// The mapper (`None`: the run has no store, every call is `-ENOSYS`).
     pub objects: Option<&'a Objects>,
+}
+
+/// Reads an array of `count` [`abi::ring::FlushRange`]s at `addr` (ring `FLUSH_MANY`, call
+/// `OBJ_FLUSH_MANY`) as `(slot, offset, len)`.
+pub fn read_flush_ranges(
+    mem: &GuestMemoryMmap,
+    access: &GuestAccess,
+    addr: u64,
+    count: u64,
+) -> Result<Vec<(u64, u64, u64)>, i64> {
+    if count > FLUSH_MANY_MAX {
+        return Err(-EINVAL);
+    }
+    let size = count * std::mem::size_of::<abi::ring::FlushRange>() as u64;
+    access.check(addr, size, false)?;
+    let mut buf = vec![0u8; size as usize];
+    mem.read_slice(&mut buf, GuestAddress(addr))
+        .map_err(|_| -EFAULT)?;
+    let le = |b: &[u8]| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(b);
+        u64::from_le_bytes(w)
+    };
+    Ok(buf
+        .chunks_exact(24)
+        .map(|r| (le(&r[..8]), le(&r[8..16]), le(&r[16..24])))
+        .collect())
 }
 
 impl ObjectCalls<'_> {
@@ -43,7 +71,11 @@ impl ObjectCalls<'_> {
             }
             nr::OBJ_MAP => self.map(objects, a),
             nr::OBJ_UNMAP => objects.unmap(a[0]).map(|()| 0),
-            nr::OBJ_FLUSH => objects.flush(a[0], a[1], a[2]).map(|()| 0),
+            nr::OBJ_FLUSH => objects.sync(&[(a[0], a[1], a[2])]).map(|()| 0),
+            nr::OBJ_FLUSH_MANY => read_flush_ranges(self.mem, self.access, a[0], a[1])
+                .and_then(|r| objects.sync(&r))
+                .map(|()| 0),
+            nr::OBJ_RESERVE => objects.reserve(a[0], a[1], a[2]).map(|()| 0),
             nr::OBJ_UNBIND => self
                 .name(a[0], a[1])
                 .and_then(|n| objects.unbind(&n))

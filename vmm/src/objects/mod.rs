@@ -422,22 +422,26 @@ impl Objects {
         store.delete(id).map(drop).map_err(|e| errno_of(&e))
     }
 
-    /// Makes `len` bytes at `offset` of the object in `slot` durable.
-    pub fn flush(&self, slot: u64, offset: u64, len: u64) -> Result<(), i64> {
-        let slot = u32::try_from(slot).map_err(|_| -EINVAL)?;
-        let end = offset.checked_add(len).ok_or(-EINVAL)?;
-        if end > OBJ_SIZE {
-            return Err(-EINVAL);
-        }
-        let mut st = self.state();
-        let entry = st.table.get(slot).ok_or(-EINVAL)?;
-        if !entry.writable {
-            // Nothing the guest could have written.
+    /// Makes `(slot, offset, len)` ranges durable on the calling thread (host calls
+    /// `OBJ_FLUSH`, `OBJ_FLUSH_MANY`): through the run's flush journal if it has one, like the
+    /// flush worker. Ranges of read-only slots are skipped.
+    pub fn sync(&self, ranges: &[(u64, u64, u64)]) -> Result<(), i64> {
+        let targets = self.flush_targets(ranges)?;
+        if targets.is_empty() {
             return Ok(());
         }
-        entry.handle.flush(offset, len).map_err(|e| -errno_of(&e))?;
-        st.stats.flushes += 1;
-        Ok(())
+        let job = flusher::FlushJob {
+            user_data: 0,
+            targets,
+            journal: self.journal(),
+        };
+        match flusher::sync_batch(std::slice::from_ref(&job))
+            .completions
+            .first()
+        {
+            Some(&(_, e)) if e != 0 => Err(e),
+            _ => Ok(()),
+        }
     }
 
     /// What ring `FLUSH`/`FLUSH_MANY` requests for `(slot, offset, len)` ranges name: each
