@@ -62,7 +62,8 @@ struct obj_file {
     twz_obj *lock;
     /* SQLite's memory-mapping limit for this file (SQLITE_FCNTL_MMAP_SIZE), for `pragma mmap_size`. */
     sqlite3_int64 mmap_size;
-    /* Written since the last sync. */
+    /* Written since the last sync (tracked only when syncs flush: not in durability none). */
+    int track;
     struct dirty_set dirty;
 };
 
@@ -147,7 +148,19 @@ static sqlite3_int64 length_of(twz_obj *o) {
 
 static void mark_dirty(struct obj_file *f, sqlite3_int64 lo, sqlite3_int64 hi) {
     struct dirty_set *d = &f->dirty;
-    if (hi <= lo) return;
+    if (!f->track || hi <= lo) return;
+    /* Sequential writes: within or touching the last range, or past it. */
+    if (d->n > 0) {
+        struct range *last = &d->r[d->n - 1];
+        if (lo >= last->lo && lo <= last->hi) {
+            if (hi > last->hi) last->hi = hi;
+            return;
+        }
+        if (lo > last->hi && d->n < TWZ_FLUSH_MANY_MAX) {
+            d->r[d->n++] = (struct range){lo, hi};
+            return;
+        }
+    }
     struct range out[TWZ_FLUSH_MANY_MAX + 1];
     int n = 0, placed = 0;
     for (int i = 0; i < d->n; i++) {
@@ -469,6 +482,7 @@ static int obj_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *file, int 
         return twz_memvfs()->xOpen(twz_memvfs(), name, file, flags, out_flags);
     struct obj_file *f = (struct obj_file *)file;
     memset(f, 0, sizeof *f);
+    f->track = twz_obj_durability() != TWZ_DURABILITY_NONE;
     int existed = get_object(name, 0, &f->obj) == 0;
     if (existed && (flags & SQLITE_OPEN_EXCLUSIVE) && length_of(f->obj) > 0)
         return SQLITE_CANTOPEN;
