@@ -829,6 +829,39 @@ fn read_reply(r: &mut BufReader<std::process::ChildStdout>) -> Option<Reply> {
     parse_reply(&line).map(|(r, _)| r)
 }
 
+/// Sets `pre:0` .. `pre:{n-1}` to "value i" in a run of its own; returns them.
+fn preload(s: &Path, n: usize) -> HashMap<String, Option<String>> {
+    let mut acked = HashMap::new();
+    let mut input = Vec::new();
+    for i in 0..n {
+        let (k, v) = (format!("pre:{i}"), format!("value {i}"));
+        input.extend(cmd(&[b"SET", k.as_bytes(), v.as_bytes()]));
+        acked.insert(k, Some(v));
+    }
+    assert!(parse_all(&serve(s, &input))
+        .iter()
+        .all(|r| *r == Reply::Simple("OK".into())));
+    acked
+}
+
+/// The values of `keys` (one MGET in a run of its own).
+fn fetch_all(s: &Path, keys: &[String]) -> Vec<Option<String>> {
+    let mut req = vec![b"MGET".to_vec()];
+    req.extend(keys.iter().map(|k| k.as_bytes().to_vec()));
+    let req_refs: Vec<&[u8]> = req.iter().map(Vec::as_slice).collect();
+    let Some(Reply::Array(values)) = parse_all(&serve(s, &cmd(&req_refs))).into_iter().next()
+    else {
+        panic!("MGET reply")
+    };
+    values
+        .into_iter()
+        .map(|got| match got {
+            Reply::Bulk(b) => b.map(|b| String::from_utf8(b).expect("UTF-8 value")),
+            other => panic!("MGET item {other:?}"),
+        })
+        .collect()
+}
+
 #[test]
 fn sigkill_during_writes_loses_no_acknowledged_write() {
     if !kvm_available("sigkill_during_writes_loses_no_acknowledged_write") {
@@ -848,16 +881,7 @@ fn sigkill_during_writes_loses_no_acknowledged_write() {
     let s = store.path();
     // Start near the first growth of the index (1024 slots, grown past 716 keys), so the kills
     // also land in resizes.
-    let mut acked: HashMap<String, Option<String>> = HashMap::new();
-    let mut input = Vec::new();
-    for i in 0..700 {
-        let (k, v) = (format!("pre:{i}"), format!("value {i}"));
-        input.extend(cmd(&[b"SET", k.as_bytes(), v.as_bytes()]));
-        acked.insert(k, Some(v));
-    }
-    assert!(parse_all(&serve(s, &input))
-        .iter()
-        .all(|r| *r == Reply::Simple("OK".into())));
+    let mut acked = preload(s, 700);
     let mut next_key = 0u64;
     let (mut applied, mut undone) = (0, 0);
     for round in 0..kills {
@@ -925,18 +949,7 @@ fn sigkill_during_writes_loses_no_acknowledged_write() {
 
         let summary = check_clean(s);
         let keys: Vec<String> = acked.keys().cloned().collect();
-        let mut req = vec![b"MGET".to_vec()];
-        req.extend(keys.iter().map(|k| k.as_bytes().to_vec()));
-        let req_refs: Vec<&[u8]> = req.iter().map(Vec::as_slice).collect();
-        let replies = parse_all(&serve(s, &cmd(&req_refs)));
-        let Some(Reply::Array(values)) = replies.into_iter().next() else {
-            panic!("MGET reply")
-        };
-        for (k, got) in keys.iter().zip(values) {
-            let got = match got {
-                Reply::Bulk(b) => b.map(|b| String::from_utf8(b).expect("UTF-8 value")),
-                other => panic!("MGET item {other:?}"),
-            };
+        for (k, got) in keys.iter().zip(fetch_all(s, &keys)) {
             let want = &acked[k];
             let in_flight_here = in_flight.as_ref().filter(|(ik, _)| ik == k);
             if let Some((_, new)) = in_flight_here {
@@ -977,16 +990,7 @@ fn a_power_loss_after_acknowledged_writes_loses_none_of_them() {
     }
     let store = temp_store();
     let s = store.path();
-    let mut acked: HashMap<String, Option<String>> = HashMap::new();
-    let mut input = Vec::new();
-    for i in 0..300 {
-        let (k, v) = (format!("pre:{i}"), format!("value {i}"));
-        input.extend(cmd(&[b"SET", k.as_bytes(), v.as_bytes()]));
-        acked.insert(k, Some(v));
-    }
-    assert!(parse_all(&serve(s, &input))
-        .iter()
-        .all(|r| *r == Reply::Simple("OK".into())));
+    let mut acked = preload(s, 300);
     // What the disk holds before the durable run.
     let disk = temp_store();
     copy_objects(s, disk.path());
@@ -1034,18 +1038,7 @@ fn a_power_loss_after_acknowledged_writes_loses_none_of_them() {
 
     let summary = check_clean(s);
     let keys: Vec<String> = acked.keys().cloned().collect();
-    let mut req = vec![b"MGET".to_vec()];
-    req.extend(keys.iter().map(|k| k.as_bytes().to_vec()));
-    let req_refs: Vec<&[u8]> = req.iter().map(Vec::as_slice).collect();
-    let Some(Reply::Array(values)) = parse_all(&serve(s, &cmd(&req_refs))).into_iter().next()
-    else {
-        panic!("MGET reply")
-    };
-    for (k, got) in keys.iter().zip(values) {
-        let got = match got {
-            Reply::Bulk(b) => b.map(|b| String::from_utf8(b).expect("UTF-8 value")),
-            other => panic!("MGET item {other:?}"),
-        };
+    for (k, got) in keys.iter().zip(fetch_all(s, &keys)) {
         assert_eq!(got, acked[k], "acknowledged write to {k} lost ({summary})");
     }
 }

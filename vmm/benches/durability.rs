@@ -112,7 +112,7 @@ fn sync_strategies(dir: &Path) {
         j.commit().expect("commit");
     };
     let strategies: [(&str, &dyn Fn()); 8] = [
-        ("flush journal: copy, write, fdatasync (worker)", &|| {
+        ("flush journal: copy, write, fdatasync (a fence)", &|| {
             journaled(&RANGES)
         }),
         ("1 range: flush journal", &|| journaled(&RANGES[2..])),
