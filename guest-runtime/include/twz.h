@@ -88,7 +88,7 @@ int twz_obj_set_size(twz_obj *o, uint64_t size);
  * read-only object. (twz_obj_set_size reserves too, but after the stores it publishes.) */
 int twz_obj_reserve(twz_obj *o, uint64_t size);
 /* Makes data bytes `off .. off+len` durable (offsets from twz_obj_base), and the length if
- * twz_obj_set_size changed it since the last flush: one asynchronous ring request (one fence),
+ * twz_obj_set_size changed it since the last flush: one host call (one fence),
  * waited for. -EINVAL for a range beyond the data region. */
 int twz_obj_flush(twz_obj *o, uint64_t off, uint64_t len);
 /* One byte range of a stream for twz_obj_flush_many (offsets from twz_obj_base). */

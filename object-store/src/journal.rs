@@ -17,20 +17,25 @@
 //! ```
 //!
 //! Records of the header's epoch, read from offset 4096 while each is intact, are the journal's
-//! content; a checkpoint bumps the epoch, which ends it without erasing anything. A torn last
-//! record fails its checksum and ends the scan: its fence was never acknowledged.
+//! content; a checkpoint bumps the epoch, which ends it without erasing anything. A record torn
+//! by a power loss fails its checksum and ends the scan. Its fence was never acknowledged; the
+//! intact records before it in the same fence are applied, which is allowed for an
+//! unacknowledged fence.
 //!
-//! **Settling** (at every [`crate::Store::open`], under the store lock, for each journal no
-//! running process holds): if the journal was written in the current boot, the page cache still
+//! **Settling** (at every [`crate::Store::open`], for each journal no running process holds;
+//! the journal file's `flock` is what says whether one does): if the journal was written in the current boot, the page cache still
 //! holds every journaled byte or a newer one, so its objects are only synced. After a reboot
 //! (power loss), the records are applied to the object files in order, then synced. A byte then
 //! holds the value of its last fence; a newer unfenced value the kernel may have written back
 //! is lost, as is legal for an unfenced store. A `SYNCED` record (written after an object was
 //! synced directly, bypassing the journal) cancels that object's earlier records.
 //!
-//! Limit: journals replay one after the other, in file-name order. If two VMMs running at once
-//! both wrote the same object and the power went before either exited, a byte both fenced gets
-//! the value from the journal replayed last, which need not be the later one.
+//! A writer that gives an object up (unmaps it, or has it evicted) first syncs it in place and
+//! notes `SYNCED`, so whoever writes the object next cannot have its bytes replaced by this
+//! journal's older ones. Limit: journals replay one after the other, in file-name order, so if
+//! two VMMs had the same object mapped writable at the same time, both fenced a byte of it, and
+//! the power went before either gave it up, that byte gets the value of the journal replayed
+//! last, which need not be the later one.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
@@ -50,8 +55,10 @@ use crate::object::object_path;
 pub const JOURNAL_DIR: &str = "journal";
 /// A journal file's bytes (records wrap to the start after a checkpoint).
 pub const JOURNAL_CAPACITY: u64 = 64 << 20;
-/// The largest range a fence journals; a larger one is synced in place.
+/// The most bytes of one object a fence journals; more are synced in place.
 pub const JOURNAL_RANGE_MAX: u64 = JOURNAL_CAPACITY / 4;
+/// The largest batch (records with their data) one fence writes.
+pub const JOURNAL_BATCH_MAX: u64 = JOURNAL_CAPACITY - HEADER_LEN;
 
 const MAGIC: &[u8; 8] = b"twzjrnl1";
 const VERSION: u32 = 1;
@@ -236,14 +243,13 @@ impl Journal {
             if !try_lock(&file).map_err(StoreError::io(&path))? {
                 continue;
             }
-            settle_one(&file, &objects_dir).map_err(StoreError::io(&path))?;
+            settle_file(&file, &objects_dir, false).map_err(StoreError::io(&path))?;
             return Journal::start(file, objects_dir).map_err(StoreError::io(&path));
         }
-        let name = format!(
-            "{}{SUFFIX}",
-            fsutil::hex(&fsutil::random_bytes::<8>().map_err(StoreError::io(&dir))?)
-        );
-        let path = dir.join(name);
+        // Made under a temporary name and renamed once locked, filled and headed, so no
+        // other process ever finds a journal without a header or takes a half-made one.
+        let stem = fsutil::hex(&fsutil::random_bytes::<8>().map_err(StoreError::io(&dir))?);
+        let path = dir.join(format!("{stem}.new"));
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -258,21 +264,32 @@ impl Journal {
         // makes its fdatasync commit the extent change to ext4's journal too (measured here:
         // a three-range fence 278 us, against 187 us on written blocks). 64 MiB of zeros take
         // ~0.14 s, once per file; later runs reuse the file.
-        if let Err(e) = zero_fill(&file) {
-            let _ = fs::remove_file(&path);
-            return Err(StoreError::io(&path)(e));
+        let made = zero_fill(&file)
+            .and_then(|()| Journal::start(file, objects_dir))
+            .and_then(|j| fs::rename(&path, dir.join(format!("{stem}{SUFFIX}"))).map(|()| j));
+        match made {
+            Ok(j) => {
+                fsutil::fsync_dir(&dir)?;
+                Ok(j)
+            }
+            Err(e) => {
+                let _ = fs::remove_file(&path);
+                Err(StoreError::io(&path)(e))
+            }
         }
-        let j = Journal::start(file, objects_dir).map_err(StoreError::io(&path))?;
-        fsutil::fsync_dir(&dir)?;
-        Ok(j)
     }
 
     /// A journal on a locked, settled (or new) file: the next epoch, nothing in it.
     fn start(file: File, objects_dir: PathBuf) -> io::Result<Journal> {
         let mut h = [0u8; 48];
-        let epoch = match file.read_exact_at(&mut h, 0) {
-            Ok(()) => parse_header(&h).map_or(1, |(e, _)| e + 1),
-            Err(_) => 1,
+        let parsed = file
+            .read_exact_at(&mut h, 0)
+            .ok()
+            .and_then(|()| parse_header(&h));
+        let epoch = match parsed {
+            Some((e, _)) => e.wrapping_add(1),
+            // No header (a new, zeroed file, or a damaged one): an epoch no stale record has.
+            None => u64::from_le_bytes(fsutil::random_bytes::<8>()?) >> 1,
         };
         let j = Journal {
             file,
@@ -324,6 +341,20 @@ impl Journal {
         Ok(())
     }
 
+    /// Gives object `id` up: if the journal holds records of it, runs `sync` (a whole-object
+    /// sync in place) and voids them with a `SYNCED` record, so that whoever writes the object
+    /// next, in this process or another, cannot have its bytes replaced by them in a replay.
+    pub fn release(&mut self, id: ObjId, sync: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
+        if !self.touched.contains(&id) {
+            return Ok(());
+        }
+        sync()?;
+        self.push_synced(id);
+        self.commit()?;
+        self.touched.remove(&id);
+        Ok(())
+    }
+
     /// Adds a note that `id` was synced in place (its earlier records no longer count).
     pub fn push_synced(&mut self, id: ObjId) {
         let r = Record {
@@ -355,15 +386,26 @@ impl Journal {
     }
 
     /// Makes the batch durable: one write and one `fdatasync` of the journal (after a
-    /// checkpoint first if it does not fit). A batch larger than the journal is refused with
-    /// `FileTooLarge` and dropped: sync its objects in place, then [`Journal::checkpoint`].
+    /// checkpoint first if it does not fit). The batch is dropped whatever the outcome. A batch
+    /// larger than [`JOURNAL_BATCH_MAX`] is refused with `FileTooLarge`: sync its objects in
+    /// place, then [`Journal::checkpoint`]. After any other error, checkpoint before the next
+    /// batch: part of the failed one may have reached the disk.
     pub fn commit(&mut self) -> io::Result<()> {
         if self.buf.is_empty() {
             return Ok(());
         }
         let len = self.buf.len() as u64;
-        if len > JOURNAL_CAPACITY - HEADER_LEN {
-            self.discard();
+        let written = self.write_batch(len);
+        let ids = std::mem::take(&mut self.batch_ids);
+        self.discard();
+        written?;
+        self.tail += len;
+        self.touched.extend(ids);
+        Ok(())
+    }
+
+    fn write_batch(&mut self, len: u64) -> io::Result<()> {
+        if len > JOURNAL_BATCH_MAX {
             return Err(io::ErrorKind::FileTooLarge.into());
         }
         if self.tail + len > JOURNAL_CAPACITY {
@@ -371,21 +413,14 @@ impl Journal {
             // The batch's records carry the old epoch: restamp them.
             self.restamp();
         }
-        let written = self.file.write_all_at(&self.buf, self.tail);
-        let synced = written.and_then(|()| self.file.sync_data());
-        let ids = std::mem::take(&mut self.batch_ids);
-        self.buf.clear();
-        // A large batch (a database's whole sync) must not keep its buffer for the run.
-        self.buf.shrink_to(BUF_KEEP);
-        synced?;
-        self.tail += len;
-        self.touched.extend(ids);
-        Ok(())
+        self.file.write_all_at(&self.buf, self.tail)?;
+        self.file.sync_data()
     }
 
-    /// Drops the batch being built.
+    /// Drops the batch being built (and the memory a large one took).
     pub fn discard(&mut self) {
         self.buf.clear();
+        self.buf.shrink_to(BUF_KEEP);
         self.batch_ids.clear();
     }
 
@@ -414,10 +449,14 @@ impl Journal {
     /// journal (a new epoch).
     pub fn checkpoint(&mut self) -> io::Result<()> {
         sync_objects(&self.objects_dir, &self.touched)?;
-        self.touched.clear();
-        self.epoch += 1;
+        let next = self.epoch.wrapping_add(1);
+        self.file.write_all_at(&header_bytes(next, boot_id()), 0)?;
+        self.file.sync_data()?;
+        // Only once the new epoch is durable: until then the old records still count.
+        self.epoch = next;
         self.tail = HEADER_LEN;
-        self.write_header()
+        self.touched.clear();
+        Ok(())
     }
 }
 
@@ -480,33 +519,33 @@ pub struct SettleReport {
 /// Settles every journal in the store at `root` that no running process holds (see the module
 /// documentation).
 pub fn settle(root: &Path) -> Result<SettleReport> {
-    settle_all(root, boot_id())
+    settle_all(root, false)
 }
 
 /// Settles as after a power loss: writes every journaled record back into its object even if
 /// this boot wrote it (what [`settle`] does after a reboot). For recovery after the object
 /// files were restored from an older copy, and for power-loss tests.
 pub fn replay(root: &Path) -> Result<SettleReport> {
-    settle_all(root, [0; 16])
+    settle_all(root, true)
 }
 
-fn settle_all(root: &Path, now: [u8; 16]) -> Result<SettleReport> {
+/// How long an opener waits for another process that is replaying a journal after a reboot.
+const REPLAY_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+fn settle_all(root: &Path, force: bool) -> Result<SettleReport> {
     let dir = root.join(JOURNAL_DIR);
     let objects_dir = root.join(crate::store::OBJECTS_DIR);
     let mut report = SettleReport::default();
     for path in journal_files(&dir)? {
         // A reader that may not write the store leaves journals to a writer.
         let Ok(file) = open_rw(&path) else { continue };
-        if !try_lock(&file).map_err(StoreError::io(&path))? {
-            // Held: by a running writer (which wrote this boot's ID at its start), or by
-            // another opener replaying it after a reboot, which must finish before anything
-            // here maps an object.
-            if header_boot(&file) == Some(boot_id()) {
-                continue;
-            }
-            flock(&file, libc::LOCK_EX).map_err(StoreError::io(&path))?;
+        if !lock_unless_live(&file).map_err(|e| match e.kind() {
+            io::ErrorKind::TimedOut => StoreError::Locked(path.clone()),
+            _ => StoreError::io(&path)(e),
+        })? {
+            continue;
         }
-        let r = settle_as_of(&file, &objects_dir, now).map_err(StoreError::io(&path))?;
+        let r = settle_file(&file, &objects_dir, force).map_err(StoreError::io(&path))?;
         if r.objects > 0 {
             report.journals += 1;
         }
@@ -514,6 +553,26 @@ fn settle_all(root: &Path, now: [u8; 16]) -> Result<SettleReport> {
         report.objects += r.objects;
     }
     Ok(report)
+}
+
+/// Locks a journal to settle it: false if a running writer holds it (its header names this
+/// boot, written when it took the file). Held with another boot's header, it is being replayed
+/// after a reboot by another opener, which must finish before anything here maps an object:
+/// waits for it (`TimedOut` after [`REPLAY_WAIT`]).
+fn lock_unless_live(file: &File) -> io::Result<bool> {
+    let start = std::time::Instant::now();
+    loop {
+        if try_lock(file)? {
+            return Ok(true);
+        }
+        if header_boot(file) == Some(boot_id()) {
+            return Ok(false);
+        }
+        if start.elapsed() > REPLAY_WAIT {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
 
 /// A journal's epoch, the boot that wrote it, and its intact records with their data.
@@ -537,7 +596,8 @@ fn read_records(file: &File) -> io::Result<Option<Contents>> {
         let Some((r, sum)) = Record::parse(&b) else {
             break;
         };
-        if r.epoch != epoch || r.padded_len() > size - at - RECORD_LEN as u64 {
+        // (A length beyond the file is damage; checked first so the padding cannot overflow.)
+        if r.epoch != epoch || r.len > size || r.padded_len() > size - at - RECORD_LEN as u64 {
             break;
         }
         let mut data = vec![0u8; r.padded_len() as usize];
@@ -555,13 +615,10 @@ fn read_records(file: &File) -> io::Result<Option<Contents>> {
     Ok(Some((epoch, boot, out)))
 }
 
-/// Settles one locked journal file: replays it after a reboot, else syncs its objects; then
-/// empties it.
-fn settle_one(file: &File, objects_dir: &Path) -> io::Result<SettleReport> {
-    settle_as_of(file, objects_dir, boot_id())
-}
-
-fn settle_as_of(file: &File, objects_dir: &Path, now: [u8; 16]) -> io::Result<SettleReport> {
+/// Settles one locked journal file: replays it after a reboot (or if `force`), else syncs its
+/// objects; then empties it. A boot ID that cannot be read counts as this boot.
+fn settle_file(file: &File, objects_dir: &Path, force: bool) -> io::Result<SettleReport> {
+    let now = boot_id();
     let Some((epoch, boot, records)) = read_records(file)? else {
         return Ok(SettleReport::default());
     };
@@ -569,8 +626,9 @@ fn settle_as_of(file: &File, objects_dir: &Path, now: [u8; 16]) -> io::Result<Se
     if records.is_empty() {
         return Ok(report);
     }
+    let rebooted = boot != now && boot != [0; 16] && now != [0; 16];
     let ids: BTreeSet<ObjId> = records.iter().map(|(r, _)| r.id).collect();
-    if boot != now || now == [0; 16] {
+    if force || rebooted {
         // Each object's records after its last SYNCED one, in order.
         let mut from: BTreeMap<ObjId, usize> = BTreeMap::new();
         for (i, (r, _)) in records.iter().enumerate() {
@@ -583,9 +641,18 @@ fn settle_as_of(file: &File, objects_dir: &Path, now: [u8; 16]) -> io::Result<Se
             if r.kind != kind::DATA || from.get(&r.id).is_some_and(|&f| i < f) {
                 continue;
             }
-            let f = files
-                .entry(r.id)
-                .or_insert_with(|| open_rw(&object_path(objects_dir, r.id)).ok());
+            let f = match files.entry(r.id) {
+                std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    // A deleted object has nothing left to restore; any other failure stops
+                    // the settle with the journal intact.
+                    v.insert(match open_rw(&object_path(objects_dir, r.id)) {
+                        Ok(f) => Some(f),
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                        Err(e) => return Err(e),
+                    })
+                }
+            };
             if let Some(f) = f {
                 f.write_all_at(data, r.offset)?;
                 report.applied += 1;
@@ -595,7 +662,7 @@ fn settle_as_of(file: &File, objects_dir: &Path, now: [u8; 16]) -> io::Result<Se
     sync_objects(objects_dir, &ids)?;
     report.objects = ids.len();
     // Empty it: the next epoch, nothing in it.
-    file.write_all_at(&header_bytes(epoch + 1, now), 0)?;
+    file.write_all_at(&header_bytes(epoch.wrapping_add(1), now), 0)?;
     file.sync_data()?;
     Ok(report)
 }
@@ -664,8 +731,6 @@ mod tests {
         j.checkpoint_on_drop = false;
     }
 
-    const OTHER_BOOT: [u8; 16] = [7; 16];
-
     #[test]
     fn after_a_reboot_the_last_fenced_bytes_are_put_back() {
         let f = fixture();
@@ -679,15 +744,14 @@ mod tests {
         write(&f.path, 0x9000, &[0; 100]);
         let file = open_rw(&journal_path(&f)).expect("open");
         assert!(try_lock(&file).expect("lock"));
-        let r = settle_as_of(&file, &f.root.join(crate::store::OBJECTS_DIR), OTHER_BOOT)
-            .expect("settle");
+        let r = settle_file(&file, &f.root.join(crate::store::OBJECTS_DIR), true).expect("settle");
         assert_eq!((r.applied, r.objects), (3, 1));
         assert_eq!(read(&f.path, 0x1000, 16), b"second version..");
         assert_eq!(read(&f.path, 0x9000, 100), vec![0xAB; 100]);
         // Settled means empty: a second settle changes nothing.
         write(&f.path, 0x1000, b"newer, unfenced.");
-        let again = settle_as_of(&file, &f.root.join(crate::store::OBJECTS_DIR), OTHER_BOOT)
-            .expect("settle");
+        let again =
+            settle_file(&file, &f.root.join(crate::store::OBJECTS_DIR), true).expect("settle");
         assert_eq!(again, SettleReport::default());
         assert_eq!(read(&f.path, 0x1000, 16), b"newer, unfenced.");
     }
@@ -719,8 +783,7 @@ mod tests {
         write(&f.path, 0x1000, b"old1");
         write(&f.path, 0x2000, b"old2");
         let file = open_rw(&jp).expect("open");
-        let r = settle_as_of(&file, &f.root.join(crate::store::OBJECTS_DIR), OTHER_BOOT)
-            .expect("settle");
+        let r = settle_file(&file, &f.root.join(crate::store::OBJECTS_DIR), true).expect("settle");
         assert_eq!(r.applied, 1);
         assert_eq!(read(&f.path, 0x1000, 4), b"kept");
         assert_eq!(read(&f.path, 0x2000, 4), b"old2");
@@ -739,11 +802,31 @@ mod tests {
         crash(j);
         write(&f.path, 0x3000, b"stale");
         let file = open_rw(&journal_path(&f)).expect("open");
-        let r = settle_as_of(&file, &f.root.join(crate::store::OBJECTS_DIR), OTHER_BOOT)
-            .expect("settle");
+        let r = settle_file(&file, &f.root.join(crate::store::OBJECTS_DIR), true).expect("settle");
         assert_eq!(r.applied, 1);
         assert_eq!(read(&f.path, 0x1000, 5), b"newer");
         assert_eq!(read(&f.path, 0x3000, 5), b"after");
+    }
+
+    #[test]
+    fn a_released_object_is_not_replayed_over_a_later_writer() {
+        for release in [false, true] {
+            let f = fixture();
+            let mut j = Journal::acquire(&f.root).expect("journal");
+            fence(&mut j, &f, 0x1000, b"older");
+            if release {
+                j.release(f.id, || Ok(())).expect("release");
+            }
+            crash(j);
+            // Another writer's bytes, made durable in place after this one gave the object up.
+            write(&f.path, 0x1000, b"later");
+            let file = open_rw(&journal_path(&f)).expect("open");
+            let r =
+                settle_file(&file, &f.root.join(crate::store::OBJECTS_DIR), true).expect("settle");
+            let want: &[u8] = if release { b"later" } else { b"older" };
+            assert_eq!(read(&f.path, 0x1000, 5), want, "released: {release}");
+            assert_eq!(r.applied, usize::from(!release));
+        }
     }
 
     #[test]
@@ -755,8 +838,7 @@ mod tests {
         crash(j);
         write(&f.path, 0x1000, b"later!");
         let file = open_rw(&journal_path(&f)).expect("open");
-        let r = settle_as_of(&file, &f.root.join(crate::store::OBJECTS_DIR), OTHER_BOOT)
-            .expect("settle");
+        let r = settle_file(&file, &f.root.join(crate::store::OBJECTS_DIR), true).expect("settle");
         assert_eq!(r, SettleReport::default());
         assert_eq!(read(&f.path, 0x1000, 6), b"later!");
     }

@@ -214,11 +214,12 @@ impl RingConsumer {
         }
     }
 
-    /// Lets the flush worker finish the requests it was given, then ends it (the guest has
-    /// ended).
-    pub fn stop_flusher(&mut self) {
-        self.flusher = None;
+    /// Takes the flush worker out (none is started afterwards): dropping it lets it finish the
+    /// requests it was given and joins it, which must happen without this consumer's lock
+    /// held, since the worker takes that lock to post its completions.
+    pub fn take_flusher(&mut self) -> Option<Flusher> {
         self.flusher_seed = None;
+        self.flusher.take()
     }
 
     /// Where a `RING_WAIT` sleeps (see [`Waker`]).
@@ -453,7 +454,6 @@ impl RingConsumer {
     }
 }
 
-/// Reads a `FLUSH_MANY` array of `count` `abi::ring::FlushRange` at guest address `addr`.
 fn word(sqe: &[u8; 64], i: usize) -> u64 {
     let mut w = [0u8; 8];
     w.copy_from_slice(&sqe[i * 8..i * 8 + 8]);

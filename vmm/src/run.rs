@@ -491,10 +491,15 @@ pub fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     calls.drain_ring();
     event_loop.stop();
     // The guest is gone: its connections close now, not when the event loop thread ends.
-    if let Ok(mut ring) = shared.ring.lock() {
-        ring.close_net(mem);
-        ring.stop_flusher();
-    }
+    let flusher = match shared.ring.lock() {
+        Ok(mut ring) => {
+            ring.close_net(mem);
+            ring.take_flusher()
+        }
+        Err(_) => None,
+    };
+    // Joined with the ring unlocked: the worker locks it to post what it finishes.
+    drop(flusher);
     // Sync what the flush journal covers in place, so the next opener has nothing to settle.
     if let Some(journal) = objects.as_ref().and_then(|o| o.journal()) {
         if let Err(e) = journal.checkpoint() {

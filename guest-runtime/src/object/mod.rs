@@ -237,7 +237,7 @@ impl<T> Object<T> {
         self.addr()
     }
 
-    /// Makes the whole object durable (an asynchronous ring request, waited for).
+    /// Makes the whole object durable (a host call).
     pub fn flush(&self) -> Result<(), ObjError> {
         self.flush_range(0, OBJ_SIZE)
     }
@@ -248,7 +248,7 @@ impl<T> Object<T> {
         sys::flush(self.slot(), offset, len)
     }
 
-    /// Makes every `(offset, len)` range durable behind one fence (one ring request; at most
+    /// Makes every `(offset, len)` range durable behind one fence (one host call; at most
     /// [`abi::ring::FLUSH_MANY_MAX`] ranges).
     pub fn flush_ranges(&self, ranges: &[(u64, u64)]) -> Result<(), ObjError> {
         self.addr()?;

@@ -6,18 +6,22 @@
 //! Per object the worker merges the batch's ranges. One range left (the common case: a log
 //! entry's fence) is synced alone, with `msync(MS_SYNC)` of that range through a read-only
 //! mapping of the file that its [`FlushFile`] makes once (Linux's only range-limited fsync: it
-//! writes just those pages). Several ranges get their write-back started together (`sync_file_range`) and one
-//! `fdatasync` (which also writes any other dirty page of the file: never less durable than
-//! asked), instead of one disk flush per range. Measured on this machine's ext4
+//! writes just those pages). Several ranges get their write-back started together
+//! (`sync_file_range`) and one `fdatasync` (which also writes any other dirty page of the file:
+//! never less durable than asked), instead of one disk flush per range. Measured on this machine's ext4
 //! (`vmm/benches/durability.rs`): 3 ranges by `msync` each ~390 us, by this ~175 us; one range
 //! by `msync` ~130 us, by `fdatasync` ~175 us.
 //!
-//! In a run with a [`JournalSlot`] (a durable run on a store that is not persistent memory) the
-//! worker does not sync objects in place: it copies the batch's ranges into the store's flush
-//! journal (`object_store::Journal`) and syncs that one file, so the objects' pages are not
-//! written back and write-protected under the guest at every fence. Objects are synced in place
-//! only at a checkpoint, or when a batch names more of one object than
-//! `object_store::JOURNAL_RANGE_MAX`.
+//! The guest runtime's own fences do not come here through the ring: they are host calls
+//! (`OBJ_FLUSH_MANY`) that `super::Objects::sync` serves on the vCPU's thread with
+//! [`sync_batch`], since the guest waits for them anyway. The worker serves ring requests.
+//!
+//! In a run with a [`JournalSlot`] (a durable run on a store that is not persistent memory)
+//! [`sync_batch`] does not sync objects in place: it copies the batch's ranges into the store's
+//! flush journal (`object_store::Journal`) and syncs that one file, so the objects' pages are
+//! not written back and write-protected under the guest at every fence. Objects are synced in
+//! place at a checkpoint, when the run gives one up, or when a batch names more of one object
+//! than `object_store::JOURNAL_RANGE_MAX` (then whole, and noted in the journal).
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -32,7 +36,7 @@ use std::thread::{JoinHandle, ThreadId};
 
 use abi::hostcall::errno::EIO;
 use abi::id::ObjId;
-use object_store::{Journal, JOURNAL_RANGE_MAX};
+use object_store::{Journal, JOURNAL_BATCH_MAX, JOURNAL_RANGE_MAX};
 
 /// A range of one object's file to make durable.
 #[derive(Debug, Clone)]
@@ -71,6 +75,9 @@ enum JournalState {
     Open(Journal),
     /// It could not be had: fences sync objects in place for the rest of the run.
     Failed,
+    /// A fence failed and the checkpoint after it too: records of this run may still count,
+    /// so syncing in place from now on could be undone by a replay. Fences fail with `EIO`.
+    Broken,
 }
 
 impl JournalSlot {
@@ -82,18 +89,37 @@ impl JournalSlot {
         }
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, JournalState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Syncs in place what the journal covers and empties it (nothing if it was never taken).
     pub fn checkpoint(&self) -> io::Result<()> {
-        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        match &mut *st {
+        match &mut *self.lock() {
             JournalState::Open(j) => j.checkpoint(),
+            JournalState::Broken => Err(io::Error::other("the flush journal failed earlier")),
             _ => Ok(()),
         }
     }
 
-    /// Runs `f` on the journal, taking one first if there is none yet; `None` without one.
-    fn with<R>(&self, f: impl FnOnce(&mut Journal) -> R) -> Option<R> {
-        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+    /// Called when this run gives object `id` up (its slot is vacated): if the journal holds
+    /// records of it, syncs the whole object in place and notes that, so a later writer of the
+    /// object cannot have its bytes replaced by these older ones in a replay.
+    pub fn release(&self, id: ObjId, file: &FlushFile) -> io::Result<()> {
+        match &mut *self.lock() {
+            JournalState::Open(j) => j.release(id, || file.sync_whole()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Makes a batch durable through the journal, taking one first if there is none yet;
+    /// `None` when there is none (sync in place), else the number of syncs made.
+    fn sync(
+        &self,
+        objects: &BTreeMap<ObjId, ObjectRanges>,
+        failed: &mut BTreeMap<ObjId, i64>,
+    ) -> Option<usize> {
+        let mut st = self.lock();
         if matches!(*st, JournalState::Unopened) {
             *st = match Journal::acquire(&self.root) {
                 Ok(j) => JournalState::Open(j),
@@ -107,7 +133,20 @@ impl JournalSlot {
             };
         }
         match &mut *st {
-            JournalState::Open(j) => Some(f(j)),
+            JournalState::Open(j) => {
+                let (syncs, broken) = journal_batch(j, objects, failed);
+                if broken {
+                    eprintln!("twz-vmm: the flush journal failed: durable fences fail from now on");
+                    *st = JournalState::Broken;
+                }
+                Some(syncs)
+            }
+            JournalState::Broken => {
+                for id in objects.keys() {
+                    failed.insert(*id, -i64::from(EIO as i32));
+                }
+                Some(0)
+            }
             _ => None,
         }
     }
@@ -255,6 +294,11 @@ impl FlushFile {
         Ok(Self::new(file))
     }
 
+    /// Writes back every dirty page of the object and waits (`fdatasync`).
+    pub fn sync_whole(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
     /// Reads `buf.len()` bytes of the object at `offset` (the page cache the guest writes).
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         self.file.read_exact_at(buf, offset)
@@ -306,11 +350,10 @@ pub fn sync_batch(jobs: &[FlushJob]) -> BatchOutcome {
     }
     let mut failed: BTreeMap<ObjId, i64> = BTreeMap::new();
     let journal = jobs.iter().find_map(|j| j.journal.as_ref());
-    let syncs =
-        match journal.and_then(|slot| slot.with(|j| journal_batch(j, &per_object, &mut failed))) {
-            Some(syncs) => syncs,
-            None => sync_in_place(&per_object, &mut failed),
-        };
+    let syncs = match journal.and_then(|slot| slot.sync(&per_object, &mut failed)) {
+        Some(syncs) => syncs,
+        None => sync_in_place(&per_object, &mut failed),
+    };
     let completions = jobs
         .iter()
         .map(|j| {
@@ -336,20 +379,28 @@ fn sync_in_place(
     objects.len()
 }
 
-/// Journals the batch (one write and one sync), syncing in place any object with more bytes
-/// named than a journal record takes; returns the number of syncs.
+/// Journal bytes one range takes besides its data: a record head and at most 7 of padding.
+const RECORD_OVERHEAD: u64 = 72;
+
+/// Journals the batch (one write and one sync). An object with more bytes named than
+/// [`JOURNAL_RANGE_MAX`], or than the batch still has room for, is synced whole in place and
+/// noted `SYNCED` instead (its earlier records no longer count, so all of it must be on disk,
+/// not only these ranges). Returns the number of syncs and whether the journal is broken: the
+/// fence failed and so did the checkpoint meant to void what of it reached the disk.
 fn journal_batch(
     j: &mut Journal,
     objects: &BTreeMap<ObjId, ObjectRanges>,
     failed: &mut BTreeMap<ObjId, i64>,
-) -> usize {
+) -> (usize, bool) {
     let mut syncs = 1;
-    let mut journaled: Vec<ObjId> = Vec::new();
+    // Room for a SYNCED record per object, whatever happens below.
+    let room = JOURNAL_BATCH_MAX.saturating_sub(objects.len() as u64 * RECORD_OVERHEAD);
     for (&id, (file, ranges)) in objects {
         let total = ranges.iter().fold(0u64, |a, r| a.saturating_add(r.1));
-        if total > JOURNAL_RANGE_MAX {
+        let need = total.saturating_add(ranges.len() as u64 * RECORD_OVERHEAD);
+        if total > JOURNAL_RANGE_MAX || j.batch_len().saturating_add(need) > room {
             syncs += 1;
-            match file.sync(ranges) {
+            match file.sync_whole() {
                 Ok(()) => j.push_synced(id),
                 Err(e) => {
                     failed.insert(id, errno_of(&e));
@@ -360,39 +411,20 @@ fn journal_batch(
         let pushed = ranges.iter().try_for_each(|&(off, len)| {
             j.push_data(id, off, len, |buf| file.read_exact_at(buf, off))
         });
-        match pushed {
-            Ok(()) => journaled.push(id),
-            Err(e) => {
-                failed.insert(id, errno_of(&e));
-            }
+        if let Err(e) = pushed {
+            failed.insert(id, errno_of(&e));
         }
     }
-    match j.commit() {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::FileTooLarge => {
-            // More than the journal holds: in place, then a checkpoint so no older record of
-            // these objects outlives what was just synced.
-            for id in &journaled {
-                if let Some((file, ranges)) = objects.get(id) {
-                    syncs += 1;
-                    if let Err(e) = file.sync(ranges) {
-                        failed.insert(*id, errno_of(&e));
-                    }
-                }
-            }
-            if let Err(e) = j.checkpoint() {
-                for id in &journaled {
-                    failed.entry(*id).or_insert(errno_of(&e));
-                }
-            }
-        }
-        Err(e) => {
-            for id in &journaled {
-                failed.insert(*id, errno_of(&e));
-            }
-        }
+    let Err(e) = j.commit() else {
+        return (syncs, false);
+    };
+    // Every object of the fence fails. Part of the batch may have reached the disk, and the
+    // objects synced in place lack their SYNCED record: a checkpoint voids all of it.
+    let errno = errno_of(&e);
+    for id in objects.keys() {
+        failed.entry(*id).or_insert(errno);
     }
-    syncs
+    (syncs, j.checkpoint().is_err())
 }
 
 /// The worker thread. Dropping it lets the worker finish what it was given, then joins it.
@@ -588,6 +620,96 @@ mod tests {
         );
         // SAFETY: the mapping made above, no longer used.
         unsafe { libc::munmap(p, 1 << 20) };
+    }
+
+    /// A store with one object, its file open read-write, and a journal slot on the store.
+    fn journaled_object() -> (
+        tempfile::TempDir,
+        ObjId,
+        File,
+        Arc<FlushFile>,
+        Arc<JournalSlot>,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("store");
+        let store = object_store::Store::open(&root).unwrap();
+        let id = store
+            .create(&object_store::CreateOptions::default())
+            .unwrap();
+        let path = store.object_path(id);
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        let flush = Arc::new(FlushFile::reopen(file.as_fd()).unwrap());
+        let slot = Arc::new(JournalSlot::new(root));
+        (dir, id, file, flush, slot)
+    }
+
+    fn journaled_job(
+        id: ObjId,
+        flush: &Arc<FlushFile>,
+        slot: &Arc<JournalSlot>,
+        range: (u64, u64),
+    ) -> FlushJob {
+        FlushJob {
+            user_data: 1,
+            targets: vec![FlushTarget {
+                id,
+                file: flush.clone(),
+                offset: range.0,
+                len: range.1,
+            }],
+            journal: Some(slot.clone()),
+        }
+    }
+
+    #[test]
+    fn a_journaled_fence_leaves_the_object_unwritten_and_one_too_large_syncs_it_whole() {
+        use std::os::unix::fs::FileExt;
+        let (_dir, id, file, flush, slot) = journaled_object();
+        file.write_all_at(b"fenced", 0x1000).unwrap();
+        let Some(before) = dirty_pages(&file) else {
+            println!("SKIP: this kernel has no cachestat to tell dirty pages");
+            return;
+        };
+        assert_eq!(before, 1);
+        let out = sync_batch(&[journaled_job(id, &flush, &slot, (0x1000, 6))]);
+        assert_eq!(out.completions, vec![(1, 0)]);
+        assert_eq!(
+            dirty_pages(&file),
+            Some(1),
+            "journaled, not written back in place"
+        );
+        // More than a record takes: the whole object is synced, the journaled page too (the
+        // SYNCED record voids that page's record, so it must be on disk).
+        file.write_all_at(b"big", 0x3000).unwrap();
+        let big = (0x2000, JOURNAL_RANGE_MAX + 1);
+        let out = sync_batch(&[journaled_job(id, &flush, &slot, big)]);
+        assert_eq!(out.completions, vec![(1, 0)]);
+        assert_eq!(dirty_pages(&file), Some(0), "the whole object was synced");
+    }
+
+    #[test]
+    fn giving_an_object_up_syncs_it_if_the_journal_holds_it() {
+        use std::os::unix::fs::FileExt;
+        let (_dir, id, file, flush, slot) = journaled_object();
+        file.write_all_at(b"fenced", 0x1000).unwrap();
+        if dirty_pages(&file).is_none() {
+            println!("SKIP: this kernel has no cachestat to tell dirty pages");
+            return;
+        }
+        slot.release(id, &flush).unwrap();
+        assert_eq!(
+            dirty_pages(&file),
+            Some(1),
+            "nothing journaled: nothing to do"
+        );
+        let out = sync_batch(&[journaled_job(id, &flush, &slot, (0x1000, 6))]);
+        assert_eq!(out.completions, vec![(1, 0)]);
+        slot.release(id, &flush).unwrap();
+        assert_eq!(dirty_pages(&file), Some(0), "synced when given up");
     }
 
     #[test]

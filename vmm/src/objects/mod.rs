@@ -90,6 +90,8 @@ struct State {
     security: SecurityContext,
     /// Why the most recent refused call was refused (`ERR_REASON`).
     last_refusal: Option<String>,
+    /// The run's flush journal (see `Objects::with_journal`), told when an object leaves.
+    journal: Option<Arc<flusher::JournalSlot>>,
 }
 
 impl State {
@@ -97,7 +99,13 @@ impl State {
     fn vacate(&mut self, slot: u32) {
         self.occupancy.vacated(slot);
         if let Some(old) = self.table.remove(slot) {
-            self.flush_files.remove(&old.id);
+            let file = self.flush_files.remove(&old.id);
+            if let (Some(j), Some(f)) = (&self.journal, file) {
+                if let Err(e) = j.release(old.id, &f) {
+                    // Its records stay; the run's checkpoint or the next opener syncs it.
+                    eprintln!("twz-vmm: flush journal: giving up object {}: {e}", old.id);
+                }
+            }
         }
     }
 }
@@ -204,6 +212,7 @@ impl Objects {
                 stats: ObjectStats::default(),
                 security: SecurityContext::ceremony_free(),
                 last_refusal: None,
+                journal: None,
             }),
         }
     }
@@ -231,6 +240,7 @@ impl Objects {
     /// memory turns it on.
     pub fn with_journal(mut self, on: bool) -> Self {
         self.journal = on.then(|| Arc::new(flusher::JournalSlot::new(self.store.dir.clone())));
+        self.state().journal = self.journal.clone();
         self
     }
 
