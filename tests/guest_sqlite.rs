@@ -772,17 +772,29 @@ fn xsync_flushes_only_when_the_run_asks_for_durable_commits() {
         );
         assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
         let stats = String::from_utf8_lossy(&out.stderr).into_owned();
-        stats
+        let n = stats
             .split(", ")
             .find_map(|part| part.strip_suffix(" flushes")?.trim().parse::<u64>().ok())
-            .unwrap_or_else(|| panic!("no flush count in {stats}"))
+            .unwrap_or_else(|| panic!("no flush count in {stats}"));
+        // Fences written to the store's flush journal.
+        let journaled = stats
+            .split("flush journal: ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next()?.parse::<u64>().ok());
+        (n, journaled)
     };
-    assert_eq!(flushes("none"), 0, "none: nothing waits for the disk");
-    assert!(
-        flushes("commit") >= 2,
-        "commit: the journal, then the database"
+    assert_eq!(
+        flushes("none"),
+        (0, None),
+        "none: nothing waits for the disk"
     );
-    assert!(flushes("group") >= 2, "group: as commit (see objvfs.c)");
+    let (n, journaled) = flushes("commit");
+    assert!(n >= 2, "commit: the journal, then the database");
+    assert!(
+        journaled.is_some_and(|j| j >= 2),
+        "commit: each sync is a fence through the flush journal"
+    );
+    assert!(flushes("group").0 >= 2, "group: as commit (see objvfs.c)");
     assert_eq!(guest_ok(s, "shop", "select count(*) from t;\n"), "3\n");
 }
 

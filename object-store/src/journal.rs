@@ -169,6 +169,20 @@ impl Record {
     }
 }
 
+/// What a journal did in this process.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct JournalStats {
+    /// Fences written (one journal write and sync each).
+    pub batches: u64,
+    /// Bytes those writes took (records with their data).
+    pub bytes: u64,
+    /// Checkpoints (objects synced in place, journal emptied), the run's last included.
+    pub checkpoints: u64,
+    /// Objects synced whole in place instead of journaled (too large for a fence's records, or
+    /// given up by the run).
+    pub synced_in_place: u64,
+}
+
 /// A running writer's journal: appends fences' bytes, checkpoints when full, and on drop syncs
 /// the objects it covered and empties itself. Holds the file's `flock` while it lives.
 #[derive(Debug)]
@@ -184,6 +198,7 @@ pub struct Journal {
     batch_ids: Vec<ObjId>,
     /// Checkpoint when dropped (tests turn it off to leave a journal as a crash would).
     checkpoint_on_drop: bool,
+    stats: JournalStats,
 }
 
 /// Writes zeros over the whole journal and syncs them.
@@ -300,6 +315,7 @@ impl Journal {
             buf: Vec::new(),
             batch_ids: Vec::new(),
             checkpoint_on_drop: true,
+            stats: JournalStats::default(),
         };
         j.write_header()?;
         Ok(j)
@@ -357,6 +373,7 @@ impl Journal {
 
     /// Adds a note that `id` was synced in place (its earlier records no longer count).
     pub fn push_synced(&mut self, id: ObjId) {
+        self.stats.synced_in_place += 1;
         let r = Record {
             epoch: self.epoch,
             kind: kind::SYNCED,
@@ -380,6 +397,11 @@ impl Journal {
         self.buf[start + 56..start + RECORD_LEN].copy_from_slice(&s);
     }
 
+    /// What this journal did so far.
+    pub fn stats(&self) -> JournalStats {
+        self.stats
+    }
+
     /// Bytes in the batch being built.
     pub fn batch_len(&self) -> u64 {
         self.buf.len() as u64
@@ -399,6 +421,8 @@ impl Journal {
         let ids = std::mem::take(&mut self.batch_ids);
         self.discard();
         written?;
+        self.stats.batches += 1;
+        self.stats.bytes += len;
         self.tail += len;
         self.touched.extend(ids);
         Ok(())
@@ -456,6 +480,7 @@ impl Journal {
         self.epoch = next;
         self.tail = HEADER_LEN;
         self.touched.clear();
+        self.stats.checkpoints += 1;
         Ok(())
     }
 }

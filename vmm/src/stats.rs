@@ -134,6 +134,17 @@ impl fmt::Display for Stats {
                 o.chunk_faults,
                 o.populates
             )?;
+            if let Some(j) = &o.journal {
+                writeln!(
+                    f,
+                    "  flush journal: {} fences, {} KiB written, {} checkpoints, {} objects synced \
+                     in place",
+                    j.batches,
+                    j.bytes.div_ceil(1024),
+                    j.checkpoints,
+                    j.synced_in_place
+                )?;
+            }
         }
         Ok(())
     }

@@ -93,6 +93,14 @@ impl JournalSlot {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// What the journal did, if the run has taken one.
+    pub fn stats(&self) -> Option<object_store::JournalStats> {
+        match &*self.lock() {
+            JournalState::Open(j) => Some(j.stats()),
+            _ => None,
+        }
+    }
+
     /// Syncs in place what the journal covers and empties it (nothing if it was never taken).
     pub fn checkpoint(&self) -> io::Result<()> {
         match &mut *self.lock() {

@@ -57,6 +57,8 @@ pub struct ObjectStats {
     pub chunk_faults: u64,
     /// Ranges the guest asked to have populated ahead of its stores (ring op `POPULATE`).
     pub populates: u64,
+    /// The flush journal's counters, if the run took one.
+    pub journal: Option<object_store::JournalStats>,
 }
 
 /// What a guest access that exited to the VMM wants done (an emulated load or store).
@@ -624,6 +626,8 @@ impl Objects {
 
     /// Counters so far.
     pub fn stats(&self) -> ObjectStats {
-        self.state().stats
+        let mut s = self.state().stats;
+        s.journal = self.journal.as_ref().and_then(|j| j.stats());
+        s
     }
 }
