@@ -25,10 +25,13 @@
 //!    first set the target's pending-transaction marker (`tx_anchor`, `tx_anchor_seq` in its
 //!    metadata) unless it names this anchor already, and flush it; append the entry with the range's old bytes; flush it; fence (one
 //!    fence for both). Only then may the caller store into the range.
-//! 3. [`Tx::commit`] in `COMMIT`: fence what was flushed before (bytes the caller stored without
-//!    recording them, such as a fresh allocation's payload); append a commit entry holding the
-//!    checksum of every recorded range's new bytes; flush the ranges and the entry; fence (one
-//!    disk round trip); store `finished_seq = seq` and flush it without waiting: the next fence
+//!    [`Tx::prepare_many`] appends and flushes entries without the fence: the caller may store
+//!    into those ranges after the next fence ([`Tx::fence`], free if a record has fenced since).
+//! 3. [`Tx::commit`] in `COMMIT`: the bytes the caller flushed without recording them (a fresh
+//!    allocation's payload) are listed in the commit entry if the memory can tell them
+//!    ([`ObjectMemory::unfenced`], at most [`COMMIT_LIST_MAX`]), else fenced first; append a
+//!    commit entry holding the checksum of every recorded range's new bytes and of the listed
+//!    ranges; flush the recorded ranges and the entry; fence (one disk round trip); store `finished_seq = seq` and flush it without waiting: the next fence
 //!    carries it, and a transaction's first fence always comes before its first store.
 //!    In `GROUP` (and on the host): flush every recorded range, fence, store
 //!    `finished_seq = seq`, flush.
@@ -106,8 +109,9 @@ use crate::meta::ObjMeta;
 
 /// `b"TWZTXLOG"` read little-endian.
 pub const LOG_MAGIC: u64 = u64::from_le_bytes(*b"TWZTXLOG");
-/// The log format version this crate writes: 2 added commit entries ([`kind::COMMIT`]).
-pub const LOG_VERSION: u32 = 2;
+/// The log format version this crate writes: 2 added commit entries ([`kind::COMMIT`]), 3 let
+/// them list ranges the caller flushed ([`ObjectMemory::unfenced`]).
+pub const LOG_VERSION: u32 = 3;
 /// The oldest version this crate reads (a version-1 log is upgraded by its next transaction).
 pub const LOG_VERSION_MIN: u32 = 1;
 /// Size of [`LogHeader`].
@@ -289,13 +293,25 @@ pub mod kind {
     /// The old bytes of a range, restored if the transaction does not commit.
     pub const UNDO: u32 = 0;
     /// The last entry of a transaction committed in durability `COMMIT`: no target, offset 0,
-    /// 8 bytes of data, the [`super::Checksum`] of the new bytes of every range the transaction
-    /// recorded (see [`super::Tx::commit`]).
+    /// data: the [`super::Checksum`] of the new bytes of every range the transaction recorded,
+    /// newest first, then of the listed ranges; then up to [`super::COMMIT_LIST_MAX`] listed
+    /// ranges (ID, offset, length: 32 bytes each) that the caller flushed without recording
+    /// (see [`super::Tx::commit`]).
     pub const COMMIT: u32 = 1;
 }
 
-/// Bytes a commit entry takes (room for it is kept free by every record).
-pub const COMMIT_ENTRY_SIZE: u64 = entry_size(8);
+/// Most caller-flushed ranges a commit entry lists.
+pub const COMMIT_LIST_MAX: usize = 8;
+/// Bytes of one listed range in a commit entry.
+const LISTED_SIZE: u64 = 32;
+
+/// Bytes a commit entry listing `listed` ranges takes.
+pub const fn commit_entry_size(listed: usize) -> u64 {
+    entry_size(8 + listed as u64 * LISTED_SIZE)
+}
+
+/// The most bytes a commit entry takes (room for it is kept free by every record).
+pub const COMMIT_ENTRY_SIZE: u64 = commit_entry_size(COMMIT_LIST_MAX);
 
 /// Bytes an entry with `len` old bytes takes in the log.
 pub const fn entry_size(len: u64) -> u64 {
@@ -381,6 +397,14 @@ pub trait ObjectMemory {
     /// filesystem fails here rather than at the first store. Nothing to do by default.
     fn reserve(&mut self, _obj: ObjId, _offset: u64, _len: u64) -> Result<(), Self::Error> {
         Ok(())
+    }
+    /// The ranges flushed since the last fence, if this memory knows them and they fit in
+    /// `out`: copied there, their number returned. A `COMMIT` commit then lists them in its
+    /// entry and covers them with its checksum, instead of fencing them before it writes the
+    /// entry (a power loss can then tear them only together with a commit that recovery
+    /// undoes). `None` (the default): not known.
+    fn unfenced(&mut self, _out: &mut [(ObjId, u64, u64)]) -> Option<usize> {
+        None
     }
 }
 
@@ -497,6 +521,8 @@ pub struct Tx {
     last: u32,
     entries: u32,
     mode: u32,
+    /// Entries were appended since the last fence.
+    unfenced: bool,
 }
 
 impl Tx {
@@ -540,6 +566,7 @@ impl Tx {
             last: NO_PREV,
             entries: 0,
             mode,
+            unfenced: false,
         })
     }
 
@@ -579,10 +606,7 @@ impl Tx {
         len: u64,
     ) -> Result<(), TxError<M::Error>> {
         self.append(mem_, target, offset, len)?;
-        if self.mode != durability::NONE {
-            mem(mem_.fence())?;
-        }
-        Ok(())
+        self.fence(mem_)
     }
 
     /// [`Tx::record`] for several ranges `(target, offset, len)` with one fence: the caller may
@@ -593,13 +617,34 @@ impl Tx {
         mem_: &mut M,
         ranges: &[(ObjId, u64, u64)],
     ) -> Result<(), TxError<M::Error>> {
-        let done = ranges
+        let done = self.prepare_many(mem_, ranges);
+        self.fence(mem_)?;
+        done
+    }
+
+    /// [`Tx::record_many`] without the wait: the ranges are saved, but the caller may store into
+    /// them only after the next [`Tx::fence`] (which costs nothing when a record, an allocation
+    /// for example, has waited since). Lets a caller fold its records into a wait it makes
+    /// anyway.
+    pub fn prepare_many<M: ObjectMemory>(
+        &mut self,
+        mem_: &mut M,
+        ranges: &[(ObjId, u64, u64)],
+    ) -> Result<(), TxError<M::Error>> {
+        ranges
             .iter()
-            .try_for_each(|&(target, offset, len)| self.append(mem_, target, offset, len));
-        if self.mode != durability::NONE {
+            .try_for_each(|&(target, offset, len)| self.append(mem_, target, offset, len))
+    }
+
+    /// Waits until every entry appended so far is durable: nothing in `NONE`, or when none was
+    /// appended since the last fence (other flushes then wait for the next one, at the latest
+    /// the commit's).
+    pub fn fence<M: ObjectMemory>(&mut self, mem_: &mut M) -> Result<(), TxError<M::Error>> {
+        if self.mode != durability::NONE && self.unfenced {
             mem(mem_.fence())?;
         }
-        done
+        self.unfenced = false;
+        Ok(())
     }
 
     /// Appends the undo entry of a range and flushes it (with its target's marker); the
@@ -683,6 +728,7 @@ impl Tx {
         self.last = (self.tail - LOG_OFFSET) as u32;
         self.tail += size;
         self.entries += 1;
+        self.unfenced = true;
         Ok(())
     }
 
@@ -716,15 +762,32 @@ impl Tx {
                 finish(mem_, self.anchor, self.seq, true, false)
             }
             _ => {
-                // Bytes the caller flushed itself must not share the commit's fence: the
-                // checksum below does not cover them.
-                mem(mem_.fence())?;
+                // Bytes the caller flushed itself share the commit's fence only if the entry
+                // lists them, so its checksum covers them; else they are made durable first.
+                // Only data ranges can be listed: anything else unfenced (entries prepared and
+                // never fenced, a marker) is fenced first, with the rest.
+                let mut listed = [(ObjId::NULL, 0u64, 0u64); COMMIT_LIST_MAX];
+                let listable = |l: &[(ObjId, u64, u64)]| {
+                    l.iter()
+                        .all(|&(o, off, len)| !o.is_null() && loggable(off, len))
+                };
+                let n = match mem_.unfenced(&mut listed) {
+                    Some(n) if n <= COMMIT_LIST_MAX && listable(&listed[..n]) => n,
+                    _ => {
+                        mem(mem_.fence())?;
+                        0
+                    }
+                };
+                let listed = &listed[..n];
                 let mut sum = Checksum::new();
                 self.for_each_range(mem_, |m, obj, off, len| {
                     feed_range(m, &mut sum, obj, off, len)?;
                     m.flush(obj, off, len)
                 })?;
-                self.append_commit(mem_, sum.finish())?;
+                for &(obj, off, len) in listed {
+                    mem(feed_range(mem_, &mut sum, obj, off, len))?;
+                }
+                self.append_commit(mem_, sum.finish(), listed)?;
                 mem(mem_.fence())?;
                 finish(mem_, self.anchor, self.seq, true, false)
             }
@@ -756,24 +819,36 @@ impl Tx {
         &self,
         mem_: &mut M,
         data_sum: u64,
+        listed: &[(ObjId, u64, u64)],
     ) -> Result<(), TxError<M::Error>> {
+        let len = 8 + listed.len() as u64 * LISTED_SIZE;
+        let mut data = [0u8; (8 + COMMIT_LIST_MAX as u64 * LISTED_SIZE) as usize];
+        data[..8].copy_from_slice(&data_sum.to_le_bytes());
+        for (i, &(obj, off, n)) in listed.iter().enumerate() {
+            let at = 8 + i * LISTED_SIZE as usize;
+            data[at..at + 16].copy_from_slice(&obj.0);
+            data[at + 16..at + 24].copy_from_slice(&off.to_le_bytes());
+            data[at + 24..at + 32].copy_from_slice(&n.to_le_bytes());
+        }
         let mut h = EntryHeader {
             seq: self.seq,
             target: ObjId::NULL,
             offset: 0,
-            len: 8,
+            len: len as u32,
             prev: self.last,
             kind: kind::COMMIT,
             check: 0,
         };
         let mut sum = h.checksum_start();
-        sum.word(data_sum);
+        sum.words(&data[..len as usize]);
         h.check = sum.finish();
+        let size = commit_entry_size(listed.len());
         let mut b = [0u8; COMMIT_ENTRY_SIZE as usize];
         b[..ENTRY_HEADER_SIZE as usize].copy_from_slice(&h.to_bytes());
-        b[ENTRY_HEADER_SIZE as usize..].copy_from_slice(&data_sum.to_le_bytes());
-        mem(mem_.write(self.anchor, self.tail, &b))?;
-        mem(mem_.flush(self.anchor, self.tail, COMMIT_ENTRY_SIZE))
+        b[ENTRY_HEADER_SIZE as usize..(ENTRY_HEADER_SIZE + len) as usize]
+            .copy_from_slice(&data[..len as usize]);
+        mem(mem_.write(self.anchor, self.tail, &b[..size as usize]))?;
+        mem(mem_.flush(self.anchor, self.tail, size))
     }
 
     /// Puts back every recorded range's old bytes, newest first, and ends the transaction.
@@ -841,6 +916,7 @@ fn chain_sum<M: ObjectMemory>(
     mem_: &mut M,
     anchor: ObjId,
     last: u32,
+    listed: &[(ObjId, u64, u64)],
 ) -> Result<u64, TxError<M::Error>> {
     let mut sum = Checksum::new();
     let mut at = last;
@@ -856,7 +932,41 @@ fn chain_sum<M: ObjectMemory>(
         ))?;
         at = h.prev;
     }
+    for &(obj, off, len) in listed {
+        mem(feed_range(mem_, &mut sum, obj, off, len))?;
+    }
     Ok(sum.finish())
+}
+
+/// A listed range as a commit entry holds it.
+type Listed = [(ObjId, u64, u64); COMMIT_LIST_MAX];
+
+/// A checked commit entry's checksum and listed ranges (an error if one lies outside data).
+fn read_commit<M: ObjectMemory>(
+    mem_: &mut M,
+    anchor: ObjId,
+    pos: u64,
+    h: &EntryHeader,
+) -> Result<(u64, Listed, usize), TxError<M::Error>> {
+    let mut data = [0u8; (8 + COMMIT_LIST_MAX as u64 * LISTED_SIZE) as usize];
+    let len = (h.len as usize).min(data.len());
+    mem(mem_.read(anchor, pos + ENTRY_HEADER_SIZE, &mut data[..len]))?;
+    let word = |at: usize| le64(&data, at);
+    let n = (len - 8) / LISTED_SIZE as usize;
+    let mut listed = [(ObjId::NULL, 0u64, 0u64); COMMIT_LIST_MAX];
+    for (i, l) in listed.iter_mut().enumerate().take(n) {
+        let at = 8 + i * LISTED_SIZE as usize;
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&data[at..at + 16]);
+        *l = (ObjId(id), word(at + 16), word(at + 24));
+        if l.0.is_null() || !loggable(l.1, l.2) {
+            return Err(LogError::BadEntry {
+                at: pos - LOG_OFFSET,
+            }
+            .into());
+        }
+    }
+    Ok((word(0), listed, n))
 }
 
 /// Feeds the bytes at `offset..offset+len` of `obj`, zero padded to 8, into `sum`.
@@ -961,7 +1071,15 @@ fn check_entry<M: ObjectMemory>(
         return Ok(None);
     }
     let well_formed = match h.kind {
-        kind::COMMIT => h.target.is_null() && h.offset == 0 && h.len == 8 && prev != NO_PREV,
+        kind::COMMIT => {
+            let listed = (h.len as u64).wrapping_sub(8);
+            h.target.is_null()
+                && h.offset == 0
+                && h.len >= 8
+                && listed.is_multiple_of(LISTED_SIZE)
+                && listed / LISTED_SIZE <= COMMIT_LIST_MAX as u64
+                && prev != NO_PREV
+        }
         _ => loggable(h.offset as u64, h.len as u64),
     };
     if !well_formed {
@@ -1009,20 +1127,18 @@ pub fn plan<M: ObjectMemory>(mem_: &mut M, anchor: ObjId) -> Result<LogState, Tx
     let mut pos = FIRST_ENTRY;
     let mut prev = NO_PREV;
     let mut entries = 0u32;
-    let mut commit_sum = None;
+    let mut commit = None;
     while let Some(h) = check_entry(mem_, anchor, pos, seq, prev)? {
         if h.kind == kind::COMMIT {
-            let mut b = [0u8; 8];
-            mem(mem_.read(anchor, pos + ENTRY_HEADER_SIZE, &mut b))?;
-            commit_sum = Some(u64::from_le_bytes(b));
+            commit = Some(read_commit(mem_, anchor, pos, &h)?);
             break;
         }
         entries += 1;
         prev = (pos - LOG_OFFSET) as u32;
         pos += h.size();
     }
-    let committed = match commit_sum {
-        Some(want) => chain_sum(mem_, anchor, prev)? == want,
+    let committed = match commit {
+        Some((want, listed, n)) => chain_sum(mem_, anchor, prev, &listed[..n])? == want,
         None => false,
     };
     let pending = (entries > 0).then_some(Pending {
@@ -1246,6 +1362,8 @@ mod tests {
         /// Ranges flushed since the last fence, and those a fence made durable.
         unfenced: Vec<(ObjId, u64, u64)>,
         durable: Vec<(ObjId, u64, u64)>,
+        /// Tell commits what is unfenced ([`ObjectMemory::unfenced`]), as the guest runtime does.
+        lists: bool,
     }
 
     impl Mem {
@@ -1286,6 +1404,11 @@ mod tests {
             self.fences += 1;
             self.durable.append(&mut self.unfenced);
             Ok(())
+        }
+        fn unfenced(&mut self, out: &mut [(ObjId, u64, u64)]) -> Option<usize> {
+            let n = self.unfenced.len();
+            out.get_mut(..n)?.copy_from_slice(&self.unfenced);
+            self.lists.then_some(n)
         }
     }
 
@@ -1582,9 +1705,9 @@ mod tests {
         let (fences, tail) = (m.fences, tx.tail);
         m.durable.clear();
         tx.commit(&mut m).unwrap();
-        // The leading fence finds nothing pending here (a runtime's is then free).
+        // The leading fence finds nothing pending here (this memory does not list).
         assert_eq!(m.fences - fences, 2);
-        for range in [(A, X, 8), (B, X, 16), (A, tail, COMMIT_ENTRY_SIZE)] {
+        for range in [(A, X, 8), (B, X, 16), (A, tail, commit_entry_size(0))] {
             assert!(
                 m.durable.contains(&range),
                 "{range:?} durable: {:?}",
@@ -1661,6 +1784,100 @@ mod tests {
             Err(TxError::Log(LogError::BadEntry { .. }))
         ));
         drop(tx);
+    }
+
+    /// Transaction 2 anchored in A: A's word at X from 1 to 2 (recorded), and 16 fresh bytes at
+    /// B's X + 128 written and flushed without a record; committed by a memory that lists what
+    /// is unfenced. Returns the memory and the fences the commit took.
+    fn committed_with_a_listed_flush() -> (Mem, usize) {
+        let mut m = Mem {
+            lists: true,
+            ..Mem::default()
+        };
+        update(&mut m, A, A, X, 1);
+        let mut tx = Tx::begin(&mut m, A, durability::COMMIT).unwrap();
+        tx.record(&mut m, A, X, 8).unwrap();
+        m.put(A, X, 2);
+        m.put(B, X + 128, 77);
+        m.put(B, X + 136, 78);
+        m.flush(B, X + 128, 16).unwrap();
+        let (fences, tail) = (m.fences, tx.tail);
+        tx.commit(&mut m).unwrap();
+        assert!(m.durable.contains(&(A, tail, commit_entry_size(1))));
+        assert!(m.durable.contains(&(B, X + 128, 16)));
+        lose_finished(&mut m, A, 1);
+        let took = m.fences - fences;
+        (m, took)
+    }
+
+    #[test]
+    fn a_commit_listing_the_callers_flushes_waits_once() {
+        let (mut m, fences) = committed_with_a_listed_flush();
+        assert_eq!(fences, 1, "no leading fence for the caller's bytes");
+        let state = plan(&mut m, A).unwrap();
+        assert!(state.pending.unwrap().committed);
+        assert_eq!(rollback(&mut m, A, &state, true).unwrap(), 0);
+        assert_eq!((m.get(A, X), m.get(B, X + 128)), (2, 77));
+    }
+
+    #[test]
+    fn a_commit_whose_listed_flush_was_torn_is_undone() {
+        let (mut m, _) = committed_with_a_listed_flush();
+        // The power went during the commit's fence: the entry and A reached the disk, the
+        // caller's bytes at B did not.
+        m.put(B, X + 136, 0);
+        let state = plan(&mut m, A).unwrap();
+        assert!(!state.pending.unwrap().committed);
+        assert_eq!(rollback(&mut m, A, &state, true).unwrap(), 1);
+        assert_eq!(m.get(A, X), 1, "undone");
+        // A listed range outside an object's data is refused as a bad entry.
+        let (mut m, _) = committed_with_a_listed_flush();
+        let entry = {
+            let st = plan(&mut m, A).unwrap();
+            LOG_OFFSET + st.pending.unwrap().last as u64 + entry_size(8)
+        };
+        let listed_offset = entry + ENTRY_HEADER_SIZE + 8 + 16;
+        m.put(A, listed_offset, 0);
+        let h = read_entry_header(&mut m, A, entry).unwrap();
+        let mut sum = h.checksum_start();
+        let mut data = [0u8; 40];
+        m.read(A, entry + ENTRY_HEADER_SIZE, &mut data).unwrap();
+        sum.words(&data);
+        let mut fixed = h;
+        fixed.check = sum.finish();
+        m.write(A, entry, &fixed.to_bytes()).unwrap();
+        assert!(matches!(
+            plan(&mut m, A),
+            Err(TxError::Log(LogError::BadEntry { .. }))
+        ));
+    }
+
+    #[test]
+    fn a_prepared_record_rides_the_next_fence_and_a_second_fence_is_free() {
+        let mut m = Mem::default();
+        update(&mut m, A, A, X, 1);
+        let mut tx = Tx::begin(&mut m, A, durability::COMMIT).unwrap();
+        let fences = m.fences;
+        tx.prepare_many(&mut m, &[(A, X, 8)]).unwrap();
+        assert_eq!(m.fences, fences, "prepared: no wait yet");
+        tx.record(&mut m, B, X, 8).unwrap();
+        assert_eq!(m.fences, fences + 1, "the record's fence covers both");
+        tx.fence(&mut m).unwrap();
+        assert_eq!(m.fences, fences + 1, "nothing left to wait for");
+        m.put(A, X, 2);
+        m.put(B, X, 3);
+        drop(tx); // crash
+        recover_anchor(&mut m, A, true).unwrap();
+        assert_eq!((m.get(A, X), m.get(B, X)), (1, 0));
+        // Prepared and committed without a fence between: the entry (in the log, not data)
+        // cannot be listed, so the commit fences it first.
+        m.lists = true;
+        let mut tx = Tx::begin(&mut m, A, durability::COMMIT).unwrap();
+        tx.prepare_many(&mut m, &[(A, X, 8)]).unwrap();
+        let (fences, tail) = (m.fences, tx.tail);
+        tx.commit(&mut m).unwrap();
+        assert_eq!(m.fences - fences, 2);
+        assert!(m.durable.contains(&(A, tail, commit_entry_size(0))));
     }
 
     #[test]

@@ -126,6 +126,12 @@ typedef struct twz_range {
  * durable run, where each twz_tx_record waits once: store into none of them before it returns.
  * On an error none, some or all of them may be recorded: abort the transaction. */
 int twz_tx_record_many(twz_tx *tx, const twz_range *ranges, size_t n);
+/* twz_tx_record_many without the wait: the ranges are saved now, but store into none of them
+ * before twz_tx_fence returns. Costs no disk wait of its own when something else waits first
+ * (twz_obj_alloc, a twz_tx_record*): prepare, allocate, then twz_tx_fence, which is then free. */
+int twz_tx_prepare_many(twz_tx *tx, const twz_range *ranges, size_t n);
+/* Waits until every range recorded or prepared so far is durable (free if none is waiting). */
+int twz_tx_fence(twz_tx *tx);
 /* Makes the transaction's stores permanent and frees `tx`. */
 int twz_tx_commit(twz_tx *tx);
 /* Puts back every recorded range (newest first) and frees `tx`. */

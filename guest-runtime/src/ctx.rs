@@ -110,6 +110,42 @@ pub unsafe extern "C" fn twz_tx_record_many(
     n: usize,
 ) -> c_int {
     // SAFETY: caller guarantee.
+    unsafe { record_ranges(tx, ranges, n, true) }
+}
+
+/// `twz_tx_prepare_many`: `twz_tx_record_many` without the wait (see `Tx::prepare_addrs`).
+///
+/// # Safety
+/// As for `twz_tx_record_many`.
+#[no_mangle]
+pub unsafe extern "C" fn twz_tx_prepare_many(
+    tx: *mut Tx,
+    ranges: *const TwzRange,
+    n: usize,
+) -> c_int {
+    // SAFETY: caller guarantee.
+    unsafe { record_ranges(tx, ranges, n, false) }
+}
+
+/// `twz_tx_fence`: waits until everything recorded or prepared so far is durable.
+///
+/// # Safety
+/// `tx` null or a live transaction handle.
+#[no_mangle]
+pub unsafe extern "C" fn twz_tx_fence(tx: *mut Tx) -> c_int {
+    // SAFETY: caller guarantee.
+    match unsafe { tx_handle(tx) } {
+        Some(t) => status(t.fence()),
+        None => EINVAL,
+    }
+}
+
+/// Records (`wait`) or prepares `n` C ranges.
+///
+/// # Safety
+/// As for `twz_tx_record_many`.
+unsafe fn record_ranges(tx: *mut Tx, ranges: *const TwzRange, n: usize, wait: bool) -> c_int {
+    // SAFETY: caller guarantee.
     let Some(t) = (unsafe { tx_handle(tx) }) else {
         return EINVAL;
     };
@@ -125,7 +161,11 @@ pub unsafe extern "C" fn twz_tx_record_many(
         let r = unsafe { ranges.add(i).read() };
         *a = (r.addr as u64, r.len as u64);
     }
-    status(t.record_addrs(&addrs[..n]))
+    if wait {
+        status(t.record_addrs(&addrs[..n]))
+    } else {
+        status(t.prepare_addrs(&addrs[..n]))
+    }
 }
 
 /// Takes back a handle given out by `twz_tx_begin`.

@@ -257,6 +257,13 @@ impl ObjectMemory for WindowMemory {
         Ok(())
     }
 
+    fn unfenced(&mut self, out: &mut [(ObjId, u64, u64)]) -> Option<usize> {
+        merge_ranges(&mut self.pending);
+        let n = self.pending.len();
+        out.get_mut(..n)?.copy_from_slice(&self.pending);
+        Some(n)
+    }
+
     fn fence(&mut self) -> Result<(), ObjError> {
         if self.pending.is_empty() {
             return Ok(());
@@ -346,6 +353,14 @@ impl Tx {
     /// disk in a durable run, where each `record_addr` waits once: store into none of them
     /// before this returns. At most [`RECORD_MANY_MAX`] ranges.
     pub fn record_addrs(&mut self, ranges: &[(u64, u64)]) -> Result<(), TxError> {
+        self.prepare_addrs(ranges)?;
+        self.fence()
+    }
+
+    /// [`Tx::record_addrs`] without the wait: store into none of the ranges before the next
+    /// [`Tx::fence`] returns (free when a record, an allocation's for example, has waited
+    /// since). Lets a caller fold its records into the wait of an allocation.
+    pub fn prepare_addrs(&mut self, ranges: &[(u64, u64)]) -> Result<(), TxError> {
         if ranges.len() > RECORD_MANY_MAX {
             return Err(obj_err(ObjError::Host(crate::errno::Errno::EINVAL)));
         }
@@ -358,7 +373,15 @@ impl Tx {
             *slot = (id, offset, len);
         }
         let (log, mem) = self.parts();
-        log.record_many(mem, &located[..ranges.len()])?;
+        log.prepare_many(mem, &located[..ranges.len()])?;
+        Ok(())
+    }
+
+    /// Waits until every range recorded or prepared so far is durable (nothing to wait for in
+    /// durability `NONE`, or when nothing was prepared since the last wait).
+    pub fn fence(&mut self) -> Result<(), TxError> {
+        let (log, mem) = self.parts();
+        log.fence(mem)?;
         Ok(())
     }
 

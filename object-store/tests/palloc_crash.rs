@@ -4,7 +4,8 @@
 //! with `abi::txlog`, and the allocator must then be exactly as before the transaction or as
 //! after it, and consistent (`palloc::check`: no block both free and allocated, no leak). The
 //! commit point is the commit entry's store in durability `COMMIT` and the `finished_seq` store
-//! in `GROUP`: every cut before it is rolled back, every cut after it kept.
+//! in `GROUP`: every cut before it is rolled back, every cut after it kept. Half the cases run on
+//! memory that tells commits what is unfenced, so commit entries list the bump headers.
 
 use std::collections::HashMap;
 
@@ -12,7 +13,10 @@ use abi::boot::durability;
 use abi::id::ObjId;
 use abi::layout::{ALLOC_OFFSET, ALLOC_SIZE, BASE_OFFSET, META_ALLOC_TOP};
 use abi::palloc;
-use abi::txlog::{self, kind, EntryHeader, ObjectMemory, Tx, COMMIT_ENTRY_SIZE, ENTRY_HEADER_SIZE};
+use abi::txlog::{
+    self, commit_entry_size, kind, EntryHeader, ObjectMemory, Tx, COMMIT_LIST_MAX,
+    ENTRY_HEADER_SIZE,
+};
 use proptest::prelude::*;
 
 const O: ObjId = ObjId::from_u128(0x0b1);
@@ -22,6 +26,10 @@ const O: ObjId = ObjId::from_u128(0x0b1);
 struct Sim {
     bytes: HashMap<u64, u8>,
     stores: Vec<(u64, Vec<u8>)>,
+    /// Ranges flushed since the last fence, told to commits when `lists` (as the guest
+    /// runtime does, so commits list them instead of fencing them first).
+    unfenced: Vec<(ObjId, u64, u64)>,
+    lists: bool,
 }
 
 impl ObjectMemory for Sim {
@@ -39,11 +47,18 @@ impl ObjectMemory for Sim {
         self.stores.push((off, data.to_vec()));
         Ok(())
     }
-    fn flush(&mut self, _: ObjId, _: u64, _: u64) -> Result<(), Self::Error> {
+    fn flush(&mut self, obj: ObjId, off: u64, len: u64) -> Result<(), Self::Error> {
+        self.unfenced.push((obj, off, len));
         Ok(())
     }
     fn fence(&mut self) -> Result<(), Self::Error> {
+        self.unfenced.clear();
         Ok(())
+    }
+    fn unfenced(&mut self, out: &mut [(ObjId, u64, u64)]) -> Option<usize> {
+        let n = self.unfenced.len();
+        out.get_mut(..n)?.copy_from_slice(&self.unfenced);
+        self.lists.then_some(n)
     }
 }
 
@@ -115,9 +130,10 @@ proptest! {
         setup in proptest::collection::vec(op(), 0..20),
         ops in proptest::collection::vec(op(), 1..12),
         group in any::<bool>(),
+        lists in any::<bool>(),
     ) {
         let mode = if group { durability::GROUP } else { durability::COMMIT };
-        let mut m = Sim::default();
+        let mut m = Sim { lists, ..Sim::default() };
         m.write(O, META_ALLOC_TOP, &BASE_OFFSET.to_le_bytes()).unwrap();
         let mut tx = Tx::begin(&mut m, O, mode).unwrap();
         palloc::init(&mut m, &mut tx, O, 40).unwrap();
@@ -133,7 +149,7 @@ proptest! {
         let after = after_m.clone().alloc_state();
         let stores = after_m.stores.clone();
         let is_commit_entry = |(_, data): &(u64, Vec<u8>)| {
-            data.len() as u64 == COMMIT_ENTRY_SIZE
+            (0..=COMMIT_LIST_MAX).any(|n| data.len() as u64 == commit_entry_size(n))
                 && data[..ENTRY_HEADER_SIZE as usize]
                     .try_into()
                     .is_ok_and(|h| EntryHeader::from_bytes(h).kind == kind::COMMIT)
