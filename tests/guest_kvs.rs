@@ -844,6 +844,26 @@ fn preload(s: &Path, n: usize) -> HashMap<String, Option<String>> {
     acked
 }
 
+/// `run kvs --durability commit -- serve-stdin` on `s`, with its request and reply pipes.
+fn durable_server(
+    s: &Path,
+) -> (
+    Child,
+    std::process::ChildStdin,
+    BufReader<std::process::ChildStdout>,
+) {
+    let mut child = twz(s)
+        .args(["run", "kvs", "--durability", "commit", "--", "serve-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn twz-vmm");
+    let stdin = child.stdin.take().expect("stdin");
+    let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    (child, stdin, stdout)
+}
+
 /// The values of `keys` (one MGET in a run of its own).
 fn fetch_all(s: &Path, keys: &[String]) -> Vec<Option<String>> {
     let mut req = vec![b"MGET".to_vec()];
@@ -885,15 +905,7 @@ fn sigkill_during_writes_loses_no_acknowledged_write() {
     let mut next_key = 0u64;
     let (mut applied, mut undone) = (0, 0);
     for round in 0..kills {
-        let mut child = twz(s)
-            .args(["run", "kvs", "--durability", "commit", "--", "serve-stdin"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn twz-vmm");
-        let mut stdin = child.stdin.take().expect("stdin");
-        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let (mut child, mut stdin, mut stdout) = durable_server(s);
         let writes = 1 + rng.below(12);
         let mut in_flight: Option<(String, Option<String>)> = None;
         let (mut waited, mut acks) = (Duration::ZERO, 0u64);
@@ -995,15 +1007,7 @@ fn a_power_loss_after_acknowledged_writes_loses_none_of_them() {
     let disk = temp_store();
     copy_objects(s, disk.path());
 
-    let mut child = twz(s)
-        .args(["run", "kvs", "--durability", "commit", "--", "serve-stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn twz-vmm");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let (mut child, mut stdin, mut stdout) = durable_server(s);
     for i in 0..120 {
         // New keys, overwrites in place and longer, deletes.
         let (key, value) = match i % 4 {
