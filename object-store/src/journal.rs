@@ -40,7 +40,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -49,6 +48,7 @@ use abi::txlog::Checksum;
 
 use crate::error::{Result, StoreError};
 use crate::fsutil;
+use crate::liveness::try_exclusive;
 use crate::object::object_path;
 
 /// The journal directory, under the store root.
@@ -77,13 +77,23 @@ mod kind {
     pub const SYNCED: u32 = 2;
 }
 
-/// This boot's ID (`/proc/sys/kernel/random/boot_id`), or zeros where unknown (then every
-/// settle replays, which is always safe before anything else maps the objects).
+/// This boot's ID (`/proc/sys/kernel/random/boot_id`, read once), or zeros where unknown
+/// (which settling counts as this boot).
 fn boot_id() -> [u8; 16] {
-    fs::read_to_string("/proc/sys/kernel/random/boot_id")
-        .ok()
-        .and_then(|s| fsutil::unhex::<16>(&s.trim().replace('-', "")))
-        .unwrap_or([0; 16])
+    static BOOT: std::sync::OnceLock<[u8; 16]> = std::sync::OnceLock::new();
+    *BOOT.get_or_init(|| {
+        fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .ok()
+            .and_then(|s| fsutil::unhex::<16>(&s.trim().replace('-', "")))
+            .unwrap_or([0; 16])
+    })
+}
+
+/// The little-endian word at `at` of `b`.
+fn le64(b: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(w)
 }
 
 /// The header's bytes for `epoch` written in `boot`.
@@ -106,14 +116,16 @@ fn parse_header(h: &[u8; 48]) -> Option<(u64, [u8; 16])> {
     let ok = &h[..8] == MAGIC
         && h[8..12] == VERSION.to_le_bytes()
         && h[40..48] == sum.finish().to_le_bytes();
-    let word = |at: usize| {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(&h[at..at + 8]);
-        u64::from_le_bytes(w)
-    };
     let mut boot = [0u8; 16];
     boot.copy_from_slice(&h[24..40]);
-    ok.then(|| (word(16), boot))
+    ok.then(|| (le64(h, 16), boot))
+}
+
+/// Writes a header for `epoch` written in this boot and waits for it: the journal is then empty
+/// (records of other epochs no longer count).
+fn write_header(file: &File, epoch: u64) -> io::Result<()> {
+    file.write_all_at(&header_bytes(epoch, boot_id()), 0)?;
+    file.sync_data()
 }
 
 /// A record's fixed part.
@@ -140,11 +152,7 @@ impl Record {
     }
 
     fn parse(b: &[u8; RECORD_LEN]) -> Option<(Record, u64)> {
-        let word = |at: usize| {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(&b[at..at + 8]);
-            u64::from_le_bytes(w)
-        };
+        let word = |at: usize| le64(b, at);
         let mut id = [0u8; 16];
         id.copy_from_slice(&b[24..40]);
         let mut kind = [0u8; 4];
@@ -196,6 +204,8 @@ pub struct Journal {
     /// The batch being built.
     buf: Vec<u8>,
     batch_ids: Vec<ObjId>,
+    /// A batch was written (or tried) since the last checkpoint.
+    written: bool,
     /// Checkpoint when dropped (tests turn it off to leave a journal as a crash would).
     checkpoint_on_drop: bool,
     stats: JournalStats,
@@ -211,28 +221,6 @@ fn zero_fill(file: &File) -> io::Result<()> {
         at += CHUNK as u64;
     }
     file.sync_all()
-}
-
-/// `flock(LOCK_EX | LOCK_NB)`: true if taken.
-fn try_lock(file: &File) -> io::Result<bool> {
-    flock(file, libc::LOCK_EX | libc::LOCK_NB)
-}
-
-/// `flock(op)`: true if taken, false if it would block.
-fn flock(file: &File, op: libc::c_int) -> io::Result<bool> {
-    loop {
-        // SAFETY: flock on a descriptor we own; it touches no memory.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), op) };
-        if rc == 0 {
-            return Ok(true);
-        }
-        let e = io::Error::last_os_error();
-        match e.kind() {
-            io::ErrorKind::Interrupted => continue,
-            io::ErrorKind::WouldBlock => return Ok(false),
-            _ => return Err(e),
-        }
-    }
 }
 
 /// The boot a journal's header names, if it has a header.
@@ -255,7 +243,7 @@ impl Journal {
         fsutil::ensure_dir(&dir, 0o755)?;
         for path in journal_files(&dir)? {
             let Ok(file) = open_rw(&path) else { continue };
-            if !try_lock(&file).map_err(StoreError::io(&path))? {
+            if !try_exclusive(&file).map_err(StoreError::io(&path))? {
                 continue;
             }
             settle_file(&file, &objects_dir, false).map_err(StoreError::io(&path))?;
@@ -272,7 +260,7 @@ impl Journal {
             .mode(0o644)
             .open(&path)
             .map_err(StoreError::io(&path))?;
-        if !try_lock(&file).map_err(StoreError::io(&path))? {
+        if !try_exclusive(&file).map_err(StoreError::io(&path))? {
             return Err(StoreError::Locked(path));
         }
         // Written blocks up front: an append to allocated but unwritten (fallocated) blocks
@@ -306,7 +294,8 @@ impl Journal {
             // No header (a new, zeroed file, or a damaged one): an epoch no stale record has.
             None => u64::from_le_bytes(fsutil::random_bytes::<8>()?) >> 1,
         };
-        let j = Journal {
+        write_header(&file, epoch)?;
+        Ok(Journal {
             file,
             objects_dir,
             epoch,
@@ -314,17 +303,10 @@ impl Journal {
             touched: BTreeSet::new(),
             buf: Vec::new(),
             batch_ids: Vec::new(),
+            written: false,
             checkpoint_on_drop: true,
             stats: JournalStats::default(),
-        };
-        j.write_header()?;
-        Ok(j)
-    }
-
-    fn write_header(&self) -> io::Result<()> {
-        self.file
-            .write_all_at(&header_bytes(self.epoch, boot_id()), 0)?;
-        self.file.sync_data()
+        })
     }
 
     /// Adds `len` new bytes of `id` at `offset` to the batch; `fill` writes them into the slice
@@ -352,7 +334,7 @@ impl Journal {
             self.buf.truncate(start);
             return Err(e);
         }
-        self.seal(start, r);
+        self.seal(start, self.buf.len(), r);
         self.batch_ids.push(id);
         Ok(())
     }
@@ -383,16 +365,16 @@ impl Journal {
         };
         let start = self.buf.len();
         self.buf.resize(start + RECORD_LEN, 0);
-        self.seal(start, r);
+        self.seal(start, self.buf.len(), r);
     }
 
-    /// Writes the record head and checksum at `start` (data already in place).
-    fn seal(&mut self, start: usize, r: Record) {
-        let head = r.head();
-        self.buf[start..start + 56].copy_from_slice(&head);
+    /// Writes the head and checksum of the record at `start..end` of the batch (its data
+    /// already in place).
+    fn seal(&mut self, start: usize, end: usize, r: Record) {
+        self.buf[start..start + 56].copy_from_slice(&r.head());
         let mut sum = Checksum::new();
         sum.words(&self.buf[start..start + 56]);
-        sum.words(&self.buf[start + RECORD_LEN..]);
+        sum.words(&self.buf[start + RECORD_LEN..end]);
         let s = sum.finish().to_le_bytes();
         self.buf[start + 56..start + RECORD_LEN].copy_from_slice(&s);
     }
@@ -437,6 +419,7 @@ impl Journal {
             // The batch's records carry the old epoch: restamp them.
             self.restamp();
         }
+        self.written = true;
         self.file.write_all_at(&self.buf, self.tail)?;
         self.file.sync_data()
     }
@@ -448,6 +431,7 @@ impl Journal {
         self.batch_ids.clear();
     }
 
+    /// Moves the batch's records to the current epoch (after a checkpoint made room for it).
     fn restamp(&mut self) {
         let mut at = 0;
         while at + RECORD_LEN <= self.buf.len() {
@@ -458,28 +442,25 @@ impl Journal {
             };
             r.epoch = self.epoch;
             let end = at + RECORD_LEN + r.padded_len() as usize;
-            let head = r.head();
-            self.buf[at..at + 56].copy_from_slice(&head);
-            let mut sum = Checksum::new();
-            sum.words(&self.buf[at..at + 56]);
-            sum.words(&self.buf[at + RECORD_LEN..end]);
-            let s = sum.finish().to_le_bytes();
-            self.buf[at + 56..at + RECORD_LEN].copy_from_slice(&s);
+            self.seal(at, end, r);
             at = end;
         }
     }
 
     /// Syncs every object journaled since the last checkpoint in place, then empties the
-    /// journal (a new epoch).
+    /// journal (a new epoch). Nothing to do if no batch was written since.
     pub fn checkpoint(&mut self) -> io::Result<()> {
+        if !self.written {
+            return Ok(());
+        }
         sync_objects(&self.objects_dir, &self.touched)?;
         let next = self.epoch.wrapping_add(1);
-        self.file.write_all_at(&header_bytes(next, boot_id()), 0)?;
-        self.file.sync_data()?;
+        write_header(&self.file, next)?;
         // Only once the new epoch is durable: until then the old records still count.
         self.epoch = next;
         self.tail = HEADER_LEN;
         self.touched.clear();
+        self.written = false;
         self.stats.checkpoints += 1;
         Ok(())
     }
@@ -587,7 +568,7 @@ fn settle_all(root: &Path, force: bool) -> Result<SettleReport> {
 fn lock_unless_live(file: &File) -> io::Result<bool> {
     let start = std::time::Instant::now();
     loop {
-        if try_lock(file)? {
+        if try_exclusive(file)? {
             return Ok(true);
         }
         if header_boot(file) == Some(boot_id()) {
@@ -686,9 +667,7 @@ fn settle_file(file: &File, objects_dir: &Path, force: bool) -> io::Result<Settl
     }
     sync_objects(objects_dir, &ids)?;
     report.objects = ids.len();
-    // Empty it: the next epoch, nothing in it.
-    file.write_all_at(&header_bytes(epoch.wrapping_add(1), now), 0)?;
-    file.sync_data()?;
+    write_header(file, epoch.wrapping_add(1))?;
     Ok(report)
 }
 
@@ -768,7 +747,7 @@ mod tests {
         write(&f.path, 0x1000, b"stale bytes.....");
         write(&f.path, 0x9000, &[0; 100]);
         let file = open_rw(&journal_path(&f)).expect("open");
-        assert!(try_lock(&file).expect("lock"));
+        assert!(try_exclusive(&file).expect("lock"));
         let r = settle_file(&file, &f.root.join(crate::store::OBJECTS_DIR), true).expect("settle");
         assert_eq!((r.applied, r.objects), (3, 1));
         assert_eq!(read(&f.path, 0x1000, 16), b"second version..");
@@ -852,6 +831,25 @@ mod tests {
             assert_eq!(read(&f.path, 0x1000, 5), want, "released: {release}");
             assert_eq!(r.applied, usize::from(!release));
         }
+    }
+
+    #[test]
+    fn a_batch_that_does_not_fit_checkpoints_first_and_is_replayed_in_the_new_epoch() {
+        let f = fixture();
+        let mut j = Journal::acquire(&f.root).expect("journal");
+        let big = |v: u8| vec![v; 25 << 20];
+        fence(&mut j, &f, 0x1000, &big(1));
+        fence(&mut j, &f, 0x1000 + (25 << 20), &big(2));
+        assert_eq!(j.stats().checkpoints, 0);
+        // Past the 64 MiB: a checkpoint, then this batch restamped for the new epoch.
+        fence(&mut j, &f, 0x1000 + (50 << 20), &big(3));
+        assert_eq!(j.stats().checkpoints, 1);
+        crash(j);
+        write(&f.path, 0x1000 + (50 << 20), b"stale");
+        let file = open_rw(&journal_path(&f)).expect("open");
+        let r = settle_file(&file, &f.root.join(crate::store::OBJECTS_DIR), true).expect("settle");
+        assert_eq!(r.applied, 1, "only the batch after the checkpoint counts");
+        assert_eq!(read(&f.path, 0x1000 + (50 << 20), 5), vec![3; 5]);
     }
 
     #[test]

@@ -33,7 +33,7 @@ use crate::hostcall::access::GuestAccess;
 use crate::hostcall::console::Console;
 use crate::hostcall::objects::read_flush_ranges;
 use crate::net::{Completion, Guest, Net, NetStats};
-use crate::objects::flusher::{sync_batch, FlushJob, Flusher};
+use crate::objects::flusher::{sync_batch, FlushJob, Flusher, JournalSlot};
 
 /// `user_data` of the completion posted for a garbage `sq_tail`.
 pub const BAD_TAIL_USER_DATA: u64 = u64::MAX;
@@ -77,6 +77,7 @@ pub struct RingConsumer {
 struct FlusherSeed {
     owner: Weak<Mutex<RingConsumer>>,
     mem: GuestMemoryMmap,
+    journal: Option<Arc<JournalSlot>>,
 }
 
 /// Where a `RING_WAIT` sleeps until a completion is posted. It has a lock of its own, so the
@@ -159,11 +160,16 @@ impl RingConsumer {
     /// (or if the thread cannot be started) they are synced inline, under this lock. (The
     /// guest runtime's own fences are waited for, so it makes them with host call
     /// `OBJ_FLUSH_MANY` instead, on the vCPU's thread.)
-    pub fn enable_flusher(ring: &Arc<Mutex<RingConsumer>>, mem: GuestMemoryMmap) {
+    pub fn enable_flusher(
+        ring: &Arc<Mutex<RingConsumer>>,
+        mem: GuestMemoryMmap,
+        journal: Option<Arc<JournalSlot>>,
+    ) {
         if let Ok(mut r) = ring.lock() {
             r.flusher_seed = Some(FlusherSeed {
                 owner: Arc::downgrade(ring),
                 mem,
+                journal,
             });
         }
     }
@@ -172,8 +178,12 @@ impl RingConsumer {
     fn flusher(&mut self) -> Option<&Flusher> {
         if self.flusher.is_none() {
             let seed = self.flusher_seed.take()?;
-            let FlusherSeed { owner, mem } = seed;
-            let spawned = Flusher::spawn(move |done| {
+            let FlusherSeed {
+                owner,
+                mem,
+                journal,
+            } = seed;
+            let spawned = Flusher::spawn(journal, move |done| {
                 let Some(ring) = owner.upgrade() else {
                     return;
                 };
@@ -314,18 +324,14 @@ impl RingConsumer {
         if targets.is_empty() {
             return self.complete(env.mem, user_data, 0);
         }
-        let mut job = FlushJob {
-            user_data,
-            targets,
-            journal: objects.journal(),
-        };
+        let mut job = FlushJob { user_data, targets };
         if let Some(f) = self.flusher() {
             match f.submit(job) {
                 Ok(()) => return,
                 Err(back) => job = back,
             }
         }
-        let result = sync_batch(std::slice::from_ref(&job))
+        let result = sync_batch(std::slice::from_ref(&job), objects.journal().as_deref())
             .completions
             .first()
             .map_or(0, |c| c.1);

@@ -419,7 +419,11 @@ pub fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         timed_out: Arc::new(AtomicBool::new(false)),
         objects: objects.clone(),
     };
-    RingConsumer::enable_flusher(&shared.ring, mem.clone());
+    RingConsumer::enable_flusher(
+        &shared.ring,
+        mem.clone(),
+        objects.as_ref().and_then(|o| o.journal()),
+    );
     let event_loop = EventLoop::spawn(shared.clone(), vm.shared_fd(), config.timeout)?;
     vm.add_ram(&ram, config.stats)?;
 

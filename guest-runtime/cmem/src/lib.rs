@@ -66,44 +66,50 @@ pub unsafe extern "C" fn memcpy(dst: *mut u8, src: *const u8, n: usize) -> *mut 
     dst
 }
 
-/// Copies `16 <= n` bytes forwards in 16-byte pieces, four at a time, the last piece (which may
-/// overlap the one before) loaded first. Every piece is loaded before it is stored and stores
-/// land only below what is still to be loaded, so this is also right for the overlapping
-/// forward copies `memmove` hands to `memcpy` (`dst` below `src`).
+/// The loop shared by [`copy_medium`] and [`copy_medium_avx`]: copies `$n >= $w` bytes forwards
+/// in `$w`-byte pieces (`$load`/`$store`), four at a time, the last piece (which may overlap
+/// the one before) loaded first. Every piece is loaded before it is stored and stores land only
+/// below what is still to be loaded, so this is also right for the overlapping forward copies
+/// `memmove` hands to `memcpy` (`dst` below `src`). Expands to unsafe calls: use it inside an
+/// `unsafe` block whose caller vouches for the ranges.
+macro_rules! copy_pieces {
+    ($dst:ident, $src:ident, $n:ident, $w:literal, $load:ident, $store:ident) => {{
+        let last = $load($src.add($n - $w).cast());
+        let mut i = 0;
+        while i + 4 * $w <= $n {
+            let a = $load($src.add(i).cast());
+            let b = $load($src.add(i + $w).cast());
+            let c = $load($src.add(i + 2 * $w).cast());
+            let d = $load($src.add(i + 3 * $w).cast());
+            $store($dst.add(i).cast(), a);
+            $store($dst.add(i + $w).cast(), b);
+            $store($dst.add(i + 2 * $w).cast(), c);
+            $store($dst.add(i + 3 * $w).cast(), d);
+            i += 4 * $w;
+        }
+        while i + $w <= $n {
+            let a = $load($src.add(i).cast());
+            $store($dst.add(i).cast(), a);
+            i += $w;
+        }
+        $store($dst.add($n - $w).cast(), last);
+    }};
+}
+
+/// Copies `16 <= n` bytes forwards in 16-byte SSE pieces (see [`copy_pieces`]).
 ///
 /// # Safety
 /// `src` must be readable and `dst` writable for `n >= 16` bytes.
 #[inline(always)]
 unsafe fn copy_medium(dst: *mut u8, src: *const u8, n: usize) {
     use core::arch::x86_64::{_mm_loadu_si128, _mm_storeu_si128};
-    // SAFETY: for the whole block: every access covers 16 bytes starting at an offset `i` with
-    // `i + 16 <= n` (the loop bounds) or at `n - 16` (`n >= 16`), inside the caller's ranges;
-    // SSE2 `movdqu` tolerates any alignment and is part of x86_64.
-    unsafe {
-        let last = _mm_loadu_si128(src.add(n - 16).cast());
-        let mut i = 0;
-        while i + 64 <= n {
-            let a = _mm_loadu_si128(src.add(i).cast());
-            let b = _mm_loadu_si128(src.add(i + 16).cast());
-            let c = _mm_loadu_si128(src.add(i + 32).cast());
-            let d = _mm_loadu_si128(src.add(i + 48).cast());
-            _mm_storeu_si128(dst.add(i).cast(), a);
-            _mm_storeu_si128(dst.add(i + 16).cast(), b);
-            _mm_storeu_si128(dst.add(i + 32).cast(), c);
-            _mm_storeu_si128(dst.add(i + 48).cast(), d);
-            i += 64;
-        }
-        while i + 16 <= n {
-            let a = _mm_loadu_si128(src.add(i).cast());
-            _mm_storeu_si128(dst.add(i).cast(), a);
-            i += 16;
-        }
-        _mm_storeu_si128(dst.add(n - 16).cast(), last);
-    }
+    // SAFETY: every access covers 16 bytes starting at an offset `i` with `i + 16 <= n` (the
+    // loop bounds) or at `n - 16` (`n >= 16`), inside the caller's ranges; SSE2 `movdqu`
+    // tolerates any alignment and is part of x86_64.
+    unsafe { copy_pieces!(dst, src, n, 16, _mm_loadu_si128, _mm_storeu_si128) }
 }
 
-/// [`copy_medium`] with 32-byte moves: `32 <= n`, the same order of loads and stores (so also
-/// right for the overlapping forward copies of `memmove`).
+/// [`copy_medium`] with 32-byte AVX pieces: `32 <= n`.
 ///
 /// # Safety
 /// `src` must be readable and `dst` writable for `n >= 32` bytes; the CPU must have AVX with
@@ -111,30 +117,10 @@ unsafe fn copy_medium(dst: *mut u8, src: *const u8, n: usize) {
 #[target_feature(enable = "avx")]
 unsafe fn copy_medium_avx(dst: *mut u8, src: *const u8, n: usize) {
     use core::arch::x86_64::{_mm256_loadu_si256, _mm256_storeu_si256};
-    // SAFETY: for the whole block: every access covers 32 bytes starting at an offset `i` with
-    // `i + 32 <= n` (the loop bounds) or at `n - 32` (`n >= 32`), inside the caller's ranges;
-    // `vmovdqu` tolerates any alignment, and the caller vouched for AVX.
-    unsafe {
-        let last = _mm256_loadu_si256(src.add(n - 32).cast());
-        let mut i = 0;
-        while i + 128 <= n {
-            let a = _mm256_loadu_si256(src.add(i).cast());
-            let b = _mm256_loadu_si256(src.add(i + 32).cast());
-            let c = _mm256_loadu_si256(src.add(i + 64).cast());
-            let d = _mm256_loadu_si256(src.add(i + 96).cast());
-            _mm256_storeu_si256(dst.add(i).cast(), a);
-            _mm256_storeu_si256(dst.add(i + 32).cast(), b);
-            _mm256_storeu_si256(dst.add(i + 64).cast(), c);
-            _mm256_storeu_si256(dst.add(i + 96).cast(), d);
-            i += 128;
-        }
-        while i + 32 <= n {
-            let a = _mm256_loadu_si256(src.add(i).cast());
-            _mm256_storeu_si256(dst.add(i).cast(), a);
-            i += 32;
-        }
-        _mm256_storeu_si256(dst.add(n - 32).cast(), last);
-    }
+    // SAFETY: every access covers 32 bytes starting at an offset `i` with `i + 32 <= n` (the
+    // loop bounds) or at `n - 32` (`n >= 32`), inside the caller's ranges; `vmovdqu` tolerates
+    // any alignment, and the caller vouched for AVX.
+    unsafe { copy_pieces!(dst, src, n, 32, _mm256_loadu_si256, _mm256_storeu_si256) }
 }
 
 /// Copies `n <= SHORT` bytes: the first and last pieces of the widest size that fits, which may

@@ -58,8 +58,6 @@ pub struct FlushJob {
     pub user_data: u64,
     /// The ranges (never empty when handed to the worker).
     pub targets: Vec<FlushTarget>,
-    /// The run's flush journal, if it has one.
-    pub journal: Option<Arc<JournalSlot>>,
 }
 
 /// A run's flush journal, taken from the store at the first fence that needs it.
@@ -342,9 +340,9 @@ fn errno_of(e: &io::Error) -> i64 {
     -i64::from(e.raw_os_error().unwrap_or(EIO as i32))
 }
 
-/// Syncs every object named by `jobs` once (its ranges merged), through the run's journal if it
-/// has one, and gives each request the first failure among its objects, or 0.
-pub fn sync_batch(jobs: &[FlushJob]) -> BatchOutcome {
+/// Syncs every object named by `jobs` once (its ranges merged), through the run's `journal` if
+/// it has one, and gives each request the first failure among its objects, or 0.
+pub fn sync_batch(jobs: &[FlushJob], journal: Option<&JournalSlot>) -> BatchOutcome {
     let mut per_object: BTreeMap<ObjId, ObjectRanges> = BTreeMap::new();
     for t in jobs.iter().flat_map(|j| &j.targets) {
         per_object
@@ -357,7 +355,6 @@ pub fn sync_batch(jobs: &[FlushJob]) -> BatchOutcome {
         merge(ranges);
     }
     let mut failed: BTreeMap<ObjId, i64> = BTreeMap::new();
-    let journal = jobs.iter().find_map(|j| j.journal.as_ref());
     let syncs = match journal.and_then(|slot| slot.sync(&per_object, &mut failed)) {
         Some(syncs) => syncs,
         None => sync_in_place(&per_object, &mut failed),
@@ -444,12 +441,16 @@ pub struct Flusher {
 }
 
 impl Flusher {
-    /// Starts the worker; `post` receives each batch's completions (on the worker's thread).
-    pub fn spawn(post: impl Fn(Vec<(u64, i64)>) + Send + 'static) -> io::Result<Flusher> {
+    /// Starts the worker, syncing through the run's `journal` if it has one; `post` receives
+    /// each batch's completions (on the worker's thread).
+    pub fn spawn(
+        journal: Option<Arc<JournalSlot>>,
+        post: impl Fn(Vec<(u64, i64)>) + Send + 'static,
+    ) -> io::Result<Flusher> {
         let (tx, rx) = channel();
         let thread = std::thread::Builder::new()
             .name("twz-flush".into())
-            .spawn(move || work(&rx, &post))?;
+            .spawn(move || work(&rx, journal.as_deref(), &post))?;
         Ok(Flusher {
             jobs: Some(tx),
             thread_id: thread.thread().id(),
@@ -466,11 +467,11 @@ impl Flusher {
     }
 }
 
-fn work(rx: &Receiver<FlushJob>, post: &dyn Fn(Vec<(u64, i64)>)) {
+fn work(rx: &Receiver<FlushJob>, journal: Option<&JournalSlot>, post: &dyn Fn(Vec<(u64, i64)>)) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         jobs.extend(rx.try_iter());
-        post(sync_batch(&jobs).completions);
+        post(sync_batch(&jobs, journal).completions);
     }
 }
 
@@ -526,20 +527,17 @@ mod tests {
             FlushJob {
                 user_data: 1,
                 targets: vec![target(1, &a, 0, 8), target(2, &b, 4096, 8)],
-                journal: None,
             },
             FlushJob {
                 user_data: 2,
                 targets: vec![target(1, &a, 4096, 100)],
-                journal: None,
             },
             FlushJob {
                 user_data: 3,
                 targets: vec![target(2, &b, 0, 1), target(1, &a, 8, 8)],
-                journal: None,
             },
         ];
-        let out = sync_batch(&jobs);
+        let out = sync_batch(&jobs, None);
         assert_eq!(out.syncs, 2, "two objects, two syncs");
         assert_eq!(out.completions, vec![(1, 0), (2, 0), (3, 0)]);
     }
@@ -655,12 +653,7 @@ mod tests {
         (dir, id, file, flush, slot)
     }
 
-    fn journaled_job(
-        id: ObjId,
-        flush: &Arc<FlushFile>,
-        slot: &Arc<JournalSlot>,
-        range: (u64, u64),
-    ) -> FlushJob {
+    fn journaled_job(id: ObjId, flush: &Arc<FlushFile>, range: (u64, u64)) -> FlushJob {
         FlushJob {
             user_data: 1,
             targets: vec![FlushTarget {
@@ -669,7 +662,6 @@ mod tests {
                 offset: range.0,
                 len: range.1,
             }],
-            journal: Some(slot.clone()),
         }
     }
 
@@ -683,7 +675,7 @@ mod tests {
             return;
         };
         assert_eq!(before, 1);
-        let out = sync_batch(&[journaled_job(id, &flush, &slot, (0x1000, 6))]);
+        let out = sync_batch(&[journaled_job(id, &flush, (0x1000, 6))], Some(&slot));
         assert_eq!(out.completions, vec![(1, 0)]);
         assert_eq!(
             dirty_pages(&file),
@@ -694,7 +686,7 @@ mod tests {
         // SYNCED record voids that page's record, so it must be on disk).
         file.write_all_at(b"big", 0x3000).unwrap();
         let big = (0x2000, JOURNAL_RANGE_MAX + 1);
-        let out = sync_batch(&[journaled_job(id, &flush, &slot, big)]);
+        let out = sync_batch(&[journaled_job(id, &flush, big)], Some(&slot));
         assert_eq!(out.completions, vec![(1, 0)]);
         assert_eq!(dirty_pages(&file), Some(0), "the whole object was synced");
     }
@@ -714,7 +706,7 @@ mod tests {
             Some(1),
             "nothing journaled: nothing to do"
         );
-        let out = sync_batch(&[journaled_job(id, &flush, &slot, (0x1000, 6))]);
+        let out = sync_batch(&[journaled_job(id, &flush, (0x1000, 6))], Some(&slot));
         assert_eq!(out.completions, vec![(1, 0)]);
         slot.release(id, &flush).unwrap();
         assert_eq!(dirty_pages(&file), Some(0), "synced when given up");
@@ -742,15 +734,13 @@ mod tests {
             FlushJob {
                 user_data: 1,
                 targets: vec![target(1, &good, 0, 8)],
-                journal: None,
             },
             FlushJob {
                 user_data: 2,
                 targets: vec![target(1, &good, 0, 8), target(9, &pipe, 0, 8)],
-                journal: None,
             },
         ];
-        let out = sync_batch(&jobs);
+        let out = sync_batch(&jobs, None);
         assert_eq!(out.completions[0], (1, 0));
         assert_eq!(out.completions[1].0, 2);
         assert!(out.completions[1].1 < 0, "a pipe cannot be synced");
@@ -760,13 +750,12 @@ mod tests {
     fn the_worker_completes_every_request_it_is_given() {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let s2 = seen.clone();
-        let f = Flusher::spawn(move |done| s2.lock().unwrap().extend(done)).unwrap();
+        let f = Flusher::spawn(None, move |done| s2.lock().unwrap().extend(done)).unwrap();
         let file = temp_file();
         for i in 0..20u64 {
             f.submit(FlushJob {
                 user_data: i,
                 targets: vec![target(1, &file, i * 64, 64)],
-                journal: None,
             })
             .unwrap();
         }

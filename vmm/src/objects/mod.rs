@@ -92,7 +92,8 @@ struct State {
     security: SecurityContext,
     /// Why the most recent refused call was refused (`ERR_REASON`).
     last_refusal: Option<String>,
-    /// The run's flush journal (see `Objects::with_journal`), told when an object leaves.
+    /// The run's flush journal (see `Objects::with_journal`): fences go through it, and it is
+    /// told when an object leaves.
     journal: Option<Arc<flusher::JournalSlot>>,
 }
 
@@ -166,8 +167,6 @@ pub struct Objects {
     store: LazyStore,
     mem: GuestMemoryMmap,
     state: Mutex<State>,
-    /// Where fences go in a durable run (see `with_journal`).
-    journal: Option<Arc<flusher::JournalSlot>>,
 }
 
 /// The errno the guest gets for a store error.
@@ -202,7 +201,6 @@ impl Objects {
             vm,
             populator: OnceLock::new(),
             huge_growth: false,
-            journal: None,
             store,
             mem,
             state: Mutex::new(State {
@@ -240,15 +238,15 @@ impl Objects {
     /// This mapper making fences durable through the store's flush journal
     /// ([`object_store::Journal`]), or in place: a durable run on a store that is not persistent
     /// memory turns it on.
-    pub fn with_journal(mut self, on: bool) -> Self {
-        self.journal = on.then(|| Arc::new(flusher::JournalSlot::new(self.store.dir.clone())));
-        self.state().journal = self.journal.clone();
+    pub fn with_journal(self, on: bool) -> Self {
+        let journal = on.then(|| Arc::new(flusher::JournalSlot::new(self.store.dir.clone())));
+        self.state().journal = journal;
         self
     }
 
     /// The run's flush journal, if fences go through one.
     pub fn journal(&self) -> Option<Arc<flusher::JournalSlot>> {
-        self.journal.clone()
+        self.state().journal.clone()
     }
 
     /// This mapper backing objects with 2 MiB host pages, or not (`run --huge-pages`; see
@@ -445,9 +443,9 @@ impl Objects {
         let job = flusher::FlushJob {
             user_data: 0,
             targets,
-            journal: self.journal(),
         };
-        match flusher::sync_batch(std::slice::from_ref(&job))
+        let journal = self.journal();
+        match flusher::sync_batch(std::slice::from_ref(&job), journal.as_deref())
             .completions
             .first()
         {
@@ -626,8 +624,9 @@ impl Objects {
 
     /// Counters so far.
     pub fn stats(&self) -> ObjectStats {
-        let mut s = self.state().stats;
-        s.journal = self.journal.as_ref().and_then(|j| j.stats());
+        let st = self.state();
+        let mut s = st.stats;
+        s.journal = st.journal.as_ref().and_then(|j| j.stats());
         s
     }
 }
