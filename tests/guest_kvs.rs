@@ -844,16 +844,17 @@ fn preload(s: &Path, n: usize) -> HashMap<String, Option<String>> {
     acked
 }
 
-/// `run kvs --durability commit -- serve-stdin` on `s`, with its request and reply pipes.
+/// `run kvs --durability MODE -- serve-stdin` on `s`, with its request and reply pipes.
 fn durable_server(
     s: &Path,
+    mode: &str,
 ) -> (
     Child,
     std::process::ChildStdin,
     BufReader<std::process::ChildStdout>,
 ) {
     let mut child = twz(s)
-        .args(["run", "kvs", "--durability", "commit", "--", "serve-stdin"])
+        .args(["run", "kvs", "--durability", mode, "--", "serve-stdin"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -905,7 +906,7 @@ fn sigkill_during_writes_loses_no_acknowledged_write() {
     let mut next_key = 0u64;
     let (mut applied, mut undone) = (0, 0);
     for round in 0..kills {
-        let (mut child, mut stdin, mut stdout) = durable_server(s);
+        let (mut child, mut stdin, mut stdout) = durable_server(s, "commit");
         let writes = 1 + rng.below(12);
         let mut in_flight: Option<(String, Option<String>)> = None;
         let (mut waited, mut acks) = (Duration::ZERO, 0u64);
@@ -1007,7 +1008,7 @@ fn a_power_loss_after_acknowledged_writes_loses_none_of_them() {
     let disk = temp_store();
     copy_objects(s, disk.path());
 
-    let (mut child, mut stdin, mut stdout) = durable_server(s);
+    let (mut child, mut stdin, mut stdout) = durable_server(s, "commit");
     for i in 0..120 {
         // New keys, overwrites in place and longer, deletes.
         let (key, value) = match i % 4 {
@@ -1270,15 +1271,7 @@ fn group_commit_acknowledgements_survive_sigkill() {
     let s = store.path();
     let mut acked: HashMap<String, String> = HashMap::new();
     for round in 0..kills {
-        let mut child = twz(s)
-            .args(["run", "kvs", "--durability", "group", "--", "serve-stdin"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn twz-vmm");
-        let mut stdin = child.stdin.take().expect("stdin");
-        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let (mut child, mut stdin, mut stdout) = durable_server(s, "group");
         // Every write of the round, sent pipelined in bursts by a writer thread.
         let writes: Vec<(String, String)> = (0..200)
             .map(|i| {

@@ -730,6 +730,12 @@ mod tests {
         files[0].clone()
     }
 
+    /// Replays the fixture's journal as after a reboot.
+    fn replay_now(f: &Fixture) -> SettleReport {
+        let file = open_rw(&journal_path(f)).expect("open");
+        settle_file(&file, &f.root.join(crate::store::OBJECTS_DIR), true).expect("settle")
+    }
+
     /// Leaves `j` as a killed writer would: records in place, lock dropped.
     fn crash(mut j: Journal) {
         j.checkpoint_on_drop = false;
@@ -746,16 +752,13 @@ mod tests {
         // A power loss lost the page cache: the file holds something older.
         write(&f.path, 0x1000, b"stale bytes.....");
         write(&f.path, 0x9000, &[0; 100]);
-        let file = open_rw(&journal_path(&f)).expect("open");
-        assert!(try_exclusive(&file).expect("lock"));
-        let r = settle_file(&file, &f.root.join(crate::store::OBJECTS_DIR), true).expect("settle");
+        let r = replay_now(&f);
         assert_eq!((r.applied, r.objects), (3, 1));
         assert_eq!(read(&f.path, 0x1000, 16), b"second version..");
         assert_eq!(read(&f.path, 0x9000, 100), vec![0xAB; 100]);
         // Settled means empty: a second settle changes nothing.
         write(&f.path, 0x1000, b"newer, unfenced.");
-        let again =
-            settle_file(&file, &f.root.join(crate::store::OBJECTS_DIR), true).expect("settle");
+        let again = replay_now(&f);
         assert_eq!(again, SettleReport::default());
         assert_eq!(read(&f.path, 0x1000, 16), b"newer, unfenced.");
     }
@@ -786,8 +789,7 @@ mod tests {
         write(&jp, data, b"tXrn");
         write(&f.path, 0x1000, b"old1");
         write(&f.path, 0x2000, b"old2");
-        let file = open_rw(&jp).expect("open");
-        let r = settle_file(&file, &f.root.join(crate::store::OBJECTS_DIR), true).expect("settle");
+        let r = replay_now(&f);
         assert_eq!(r.applied, 1);
         assert_eq!(read(&f.path, 0x1000, 4), b"kept");
         assert_eq!(read(&f.path, 0x2000, 4), b"old2");
@@ -805,8 +807,7 @@ mod tests {
         fence(&mut j, &f, 0x3000, b"after");
         crash(j);
         write(&f.path, 0x3000, b"stale");
-        let file = open_rw(&journal_path(&f)).expect("open");
-        let r = settle_file(&file, &f.root.join(crate::store::OBJECTS_DIR), true).expect("settle");
+        let r = replay_now(&f);
         assert_eq!(r.applied, 1);
         assert_eq!(read(&f.path, 0x1000, 5), b"newer");
         assert_eq!(read(&f.path, 0x3000, 5), b"after");
@@ -824,9 +825,7 @@ mod tests {
             crash(j);
             // Another writer's bytes, made durable in place after this one gave the object up.
             write(&f.path, 0x1000, b"later");
-            let file = open_rw(&journal_path(&f)).expect("open");
-            let r =
-                settle_file(&file, &f.root.join(crate::store::OBJECTS_DIR), true).expect("settle");
+            let r = replay_now(&f);
             let want: &[u8] = if release { b"later" } else { b"older" };
             assert_eq!(read(&f.path, 0x1000, 5), want, "released: {release}");
             assert_eq!(r.applied, usize::from(!release));
@@ -846,8 +845,7 @@ mod tests {
         assert_eq!(j.stats().checkpoints, 1);
         crash(j);
         write(&f.path, 0x1000 + (50 << 20), b"stale");
-        let file = open_rw(&journal_path(&f)).expect("open");
-        let r = settle_file(&file, &f.root.join(crate::store::OBJECTS_DIR), true).expect("settle");
+        let r = replay_now(&f);
         assert_eq!(r.applied, 1, "only the batch after the checkpoint counts");
         assert_eq!(read(&f.path, 0x1000 + (50 << 20), 5), vec![3; 5]);
     }
@@ -860,8 +858,7 @@ mod tests {
         j.checkpoint().expect("checkpoint");
         crash(j);
         write(&f.path, 0x1000, b"later!");
-        let file = open_rw(&journal_path(&f)).expect("open");
-        let r = settle_file(&file, &f.root.join(crate::store::OBJECTS_DIR), true).expect("settle");
+        let r = replay_now(&f);
         assert_eq!(r, SettleReport::default());
         assert_eq!(read(&f.path, 0x1000, 6), b"later!");
     }
