@@ -249,6 +249,7 @@ impl Journal {
             settle_file(&file, &objects_dir, false).map_err(StoreError::io(&path))?;
             return Journal::start(file, objects_dir).map_err(StoreError::io(&path));
         }
+        remove_abandoned(&dir);
         // Made under a temporary name and renamed once locked, filled and headed, so no
         // other process ever finds a journal without a header or takes a half-made one.
         let stem = fsutil::hex(&fsutil::random_bytes::<8>().map_err(StoreError::io(&dir))?);
@@ -494,6 +495,32 @@ fn sync_objects<'a>(
 }
 
 /// The journal files in `dir` (none if it does not exist).
+/// A half-made journal (`*.new`) older than this, and unlocked, was left by a killed creator.
+const ABANDONED_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Removes half-made journals whose creators were killed while filling them (64 MiB each).
+/// The age test keeps a creator's file safe in the instant between creating and locking it.
+fn remove_abandoned(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+        if path.extension().is_none_or(|e| e != "new") {
+            continue;
+        }
+        let Ok(file) = open_rw(&path) else { continue };
+        let old = file
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > ABANDONED_AFTER);
+        if old && try_exclusive(&file).unwrap_or(false) {
+            let _ = fs::remove_file(&path);
+        }
+    }
+}
+
 fn journal_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
@@ -876,6 +903,26 @@ mod tests {
         let j2 = Journal::acquire(&f.root).expect("journal");
         assert_eq!(journal_path(&f), path);
         drop(j2);
+    }
+
+    #[test]
+    fn a_half_made_journal_of_a_killed_creator_is_removed_once_old() {
+        let f = fixture();
+        let dir = f.root.join(JOURNAL_DIR);
+        fsutil::ensure_dir(&dir, 0o755).expect("dir");
+        let half_made = |name: &str, age: u64| {
+            let file = File::create(dir.join(name)).expect("create");
+            let when = std::time::SystemTime::now() - std::time::Duration::from_secs(age);
+            file.set_modified(when).expect("mtime");
+        };
+        half_made("killed.new", 3600);
+        half_made("filling.new", 0);
+        let _j = Journal::acquire(&f.root).expect("journal");
+        assert!(!dir.join("killed.new").exists());
+        assert!(
+            dir.join("filling.new").exists(),
+            "a creator may be filling it"
+        );
     }
 
     #[test]

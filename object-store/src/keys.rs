@@ -83,13 +83,29 @@ impl Keys {
             format!("{}\n", hex(&seed)).as_bytes(),
             0o600,
         )?;
+        self.write_public(name, &pk)?;
+        Ok(pk)
+    }
+
+    /// Writes the public half of `name` from its secret when a crash came between the two
+    /// writes of [`Keys::generate`]; nothing to do when both halves are there.
+    pub fn complete(&self, name: &str) -> Result<VerifyingKey> {
+        match self.public_key(name) {
+            Err(StoreError::NoSuchKey(_)) => {}
+            found => return found,
+        }
+        let pk = self.signing_key(name)?.verifying_key();
+        self.write_public(name, &pk)?;
+        Ok(pk)
+    }
+
+    fn write_public(&self, name: &str, pk: &VerifyingKey) -> Result<()> {
         fsutil::write_atomic(
             &self.dir,
             &format!("{name}{PUBLIC_EXT}"),
             format!("{}\n", hex(pk.as_bytes())).as_bytes(),
             0o644,
-        )?;
-        Ok(pk)
+        )
     }
 
     /// The signing (secret) key `name`.
@@ -215,6 +231,23 @@ mod tests {
             Err(StoreError::NoSuchKey(_))
         ));
         assert!(keys.generate("../x").is_err());
+    }
+
+    #[test]
+    fn a_key_cut_short_before_its_public_half_is_completed_from_the_secret() {
+        let d = tempfile::tempdir().unwrap();
+        let keys = Keys::new(d.path().to_path_buf());
+        let pk = keys.generate("a").unwrap();
+        fs::remove_file(d.path().join("a.pub")).unwrap();
+        assert!(keys.list().unwrap()[0].public.is_err());
+        assert_eq!(keys.complete("a").unwrap(), pk);
+        assert_eq!(keys.list().unwrap()[0].public, Ok(pk.to_bytes()));
+        assert_eq!(
+            keys.complete("a").unwrap(),
+            pk,
+            "a whole key is left as it is"
+        );
+        assert!(matches!(keys.complete("b"), Err(StoreError::NoSuchKey(_))));
     }
 
     #[test]

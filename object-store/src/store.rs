@@ -202,7 +202,11 @@ impl Store {
         fsutil::ensure_dir(self.names.dir(), 0o755)?;
         fsutil::ensure_dir(self.keys.dir(), 0o700)?;
         match self.keys.generate(DEFAULT_KEY) {
-            Ok(_) | Err(StoreError::KeyExists(_)) => {}
+            Ok(_) => {}
+            // An earlier initialisation was cut short: finish its key.
+            Err(StoreError::KeyExists(_)) => {
+                self.keys.complete(DEFAULT_KEY)?;
+            }
             Err(e) => return Err(e),
         }
         fsutil::write_atomic(&self.root, FORMAT_FILE, &format::marker_bytes(), 0o644)
@@ -530,6 +534,22 @@ mod tests {
         assert!(!store.contains(id));
         assert_eq!(store.lookup("journal").unwrap(), None);
         assert!(matches!(store.delete(id), Err(StoreError::NoSuchObject(_))));
+    }
+
+    #[test]
+    fn an_initialisation_killed_between_the_key_halves_is_finished_by_the_next_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("s");
+        let store = Store::open(&root).unwrap();
+        let pk = store.public_key(DEFAULT_KEY).unwrap();
+        // The state a kill between the secret and public writes leaves: no marker, no `.pub`.
+        fs::remove_file(root.join(FORMAT_FILE)).unwrap();
+        fs::remove_file(root.join(KEYS_DIR).join("default.pub")).unwrap();
+        let store = Store::open(&root).unwrap();
+        assert!(store.was_created());
+        assert_eq!(store.public_key(DEFAULT_KEY).unwrap(), pk);
+        let report = store.fsck().unwrap();
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
     }
 
     #[test]
