@@ -260,17 +260,19 @@ impl Store {
     /// (a cheap look through the mapping; a damaged log is left to inspection).
     fn unfinished(&self, obj: &mut MappedObject) -> bool {
         let id = obj.id();
-        if matches!(txlog::plan(obj, id), Ok(st) if st.pending.is_some()) {
+        // Through the files, not `obj` alone: a commit's checksum may cover ranges it recorded
+        // or listed in other objects, and a plan that cannot read them would say "nothing".
+        let mut files = Files {
+            store: self,
+            files: HashMap::new(),
+        };
+        if matches!(txlog::plan(&mut files, id), Ok(st) if st.pending.is_some()) {
             return true;
         }
         let marker = obj.meta().tx_marker();
         if marker.is_clear() || marker.anchor == id {
             return false;
         }
-        let mut files = Files {
-            store: self,
-            files: HashMap::new(),
-        };
         matches!(txlog::plan(&mut files, marker.anchor), Ok(st) if marker.is_pending(&st))
     }
 

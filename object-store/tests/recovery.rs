@@ -4,12 +4,42 @@
 
 use abi::boot::durability;
 use abi::id::ObjId;
-use abi::layout::BASE_OFFSET;
+use abi::layout::{BASE_OFFSET, LOG_OFFSET};
 use abi::txlog::{ObjectMemory, Tx};
 use object_store::{Access, CreateOptions, MappedObject, MarkerAction, Store, StoreError};
 
 /// Two mapped objects as transaction memory, the way a VMM would see them.
 struct Two<'a>(&'a MappedObject, &'a MappedObject);
+
+/// [`Two`] that tells commits which flushed ranges no fence has covered yet, as the guest
+/// runtime does, so a commit entry lists them instead of fencing them first.
+struct Listing<'a> {
+    two: Two<'a>,
+    unfenced: Vec<(ObjId, u64, u64)>,
+}
+
+impl ObjectMemory for Listing<'_> {
+    type Error = StoreError;
+    fn read(&mut self, o: ObjId, off: u64, buf: &mut [u8]) -> Result<(), StoreError> {
+        self.two.read(o, off, buf)
+    }
+    fn write(&mut self, o: ObjId, off: u64, data: &[u8]) -> Result<(), StoreError> {
+        self.two.write(o, off, data)
+    }
+    fn flush(&mut self, o: ObjId, off: u64, len: u64) -> Result<(), StoreError> {
+        self.unfenced.push((o, off, len));
+        Ok(())
+    }
+    fn fence(&mut self) -> Result<(), StoreError> {
+        self.unfenced.clear();
+        Ok(())
+    }
+    fn unfenced(&mut self, out: &mut [(ObjId, u64, u64)]) -> Option<usize> {
+        let n = self.unfenced.len();
+        out.get_mut(..n)?.copy_from_slice(&self.unfenced);
+        Some(n)
+    }
+}
 
 impl Two<'_> {
     fn pick(&self, id: ObjId) -> &MappedObject {
@@ -163,6 +193,37 @@ fn marker_naming_a_deleted_anchor_is_cleared() {
         r.marker.map(|m| m.outcome),
         Some(MarkerAction::AnchorMissing)
     );
+    assert!(s.fsck().unwrap().is_clean());
+}
+
+#[test]
+fn a_read_only_open_checks_a_commit_listing_another_objects_bytes() {
+    let (_d, s, a, b) = store();
+    {
+        let oa = s.open_object(a, Access::ReadWrite).unwrap();
+        let ob = s.open_object(b, Access::ReadWrite).unwrap();
+        let mut m = Listing {
+            two: Two(&oa, &ob),
+            unfenced: Vec::new(),
+        };
+        m.write(a, BASE_OFFSET, &1u64.to_le_bytes()).unwrap();
+        // a = 10 (recorded), and fresh bytes in b that the commit lists instead of fencing.
+        let mut tx = Tx::begin(&mut m, a, durability::COMMIT).unwrap();
+        tx.record(&mut m, a, BASE_OFFSET, 8).unwrap();
+        m.write(a, BASE_OFFSET, &10u64.to_le_bytes()).unwrap();
+        m.write(b, BASE_OFFSET + 64, &[0x5a; 64]).unwrap();
+        m.flush(b, BASE_OFFSET + 64, 64).unwrap();
+        let mut header = [0u8; 64];
+        oa.read_at(LOG_OFFSET, &mut header).unwrap();
+        tx.commit(&mut m).unwrap();
+        // The power went inside the commit's fence: the commit entry reached the disk, the
+        // log's "finished" mark and b's listed bytes did not.
+        oa.write_at(LOG_OFFSET, &header).unwrap();
+        ob.write_at(BASE_OFFSET + 64, &[0; 64]).unwrap();
+    }
+    // The checksum fails over b's bytes, so the transaction is undone, even for a reader.
+    let oa = s.open_object(a, Access::ReadOnly).unwrap();
+    assert_eq!(word(&oa, BASE_OFFSET), 1, "a's update undone");
     assert!(s.fsck().unwrap().is_clean());
 }
 
