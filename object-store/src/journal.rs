@@ -9,7 +9,7 @@
 //! so their pages stay writable in between.
 //!
 //! ```text
-//! <store>/journal/<random hex>.log   one per running writer (flock'd), kept for reuse
+//! <store>/journal/<random hex>.log   one per running writer (flock'd); one free one is kept
 //!   0      header: magic, version, epoch, boot ID, checksum              (rest of page 0 zero)
 //!   4096   record: magic, epoch, kind, object ID, offset, len, checksum  (64 bytes)
 //!          data: len bytes, zero-padded to 8                             (DATA records only)
@@ -241,12 +241,23 @@ impl Journal {
         let dir = root.join(JOURNAL_DIR);
         let objects_dir = root.join(crate::store::OBJECTS_DIR);
         fsutil::ensure_dir(&dir, 0o755)?;
+        let mut free = None;
+        let mut spares = 0;
         for path in journal_files(&dir)? {
-            let Ok(file) = open_rw(&path) else { continue };
-            if !try_exclusive(&file).map_err(StoreError::io(&path))? {
+            let Some(file) = lock_free(&path)? else {
                 continue;
-            }
+            };
             settle_file(&file, &objects_dir, false).map_err(StoreError::io(&path))?;
+            if free.is_none() {
+                free = Some((path, file));
+            } else if spares < SPARE_JOURNALS {
+                spares += 1;
+            } else {
+                // Settled and ours: nobody else can take it between here and its removal.
+                fs::remove_file(&path).map_err(StoreError::io(&path))?;
+            }
+        }
+        if let Some((path, file)) = free {
             return Journal::start(file, objects_dir).map_err(StoreError::io(&path));
         }
         remove_abandoned(&dir);
@@ -495,6 +506,28 @@ fn sync_objects<'a>(
 }
 
 /// The journal files in `dir` (none if it does not exist).
+/// Free journals kept besides the one a writer takes, so that the next writers start without
+/// making one (64 MiB of zeros each); the others, left by many VMMs running at once, are
+/// removed when a writer next takes a journal.
+const SPARE_JOURNALS: usize = 1;
+
+/// `path` opened and locked for this process, if no one holds it and it is still the file of
+/// that name (a journal removed between another's open and lock must not be taken).
+fn lock_free(path: &Path) -> Result<Option<File>> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(file) = open_rw(path) else {
+        return Ok(None);
+    };
+    if !try_exclusive(&file).map_err(StoreError::io(path))? {
+        return Ok(None);
+    }
+    let same = match (file.metadata(), fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+        _ => false,
+    };
+    Ok(same.then_some(file))
+}
+
 /// A half-made journal (`*.new`) older than this, and unlocked, was left by a killed creator.
 const ABANDONED_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -903,6 +936,33 @@ mod tests {
         let j2 = Journal::acquire(&f.root).expect("journal");
         assert_eq!(journal_path(&f), path);
         drop(j2);
+    }
+
+    #[test]
+    fn journals_left_by_many_writers_at_once_are_trimmed_to_one_spare() {
+        let f = fixture();
+        let dir = f.root.join(JOURNAL_DIR);
+        // Four writers at once (flock locks belong to open files, so these stand for four
+        // processes), one of them killed with a record in its journal.
+        let mut js: Vec<Journal> = (0..4)
+            .map(|_| Journal::acquire(&f.root).expect("journal"))
+            .collect();
+        fence(&mut js[3], &f, 0x1000, b"killed");
+        crash(js.pop().expect("four"));
+        drop(js);
+        assert_eq!(journal_files(&dir).expect("list").len(), 4);
+        write(&f.path, 0x1000, b"newer!");
+        let _j = Journal::acquire(&f.root).expect("journal");
+        assert_eq!(
+            journal_files(&dir).expect("list").len(),
+            2,
+            "taken + one spare"
+        );
+        // What the killed writer left was settled, not thrown away: nothing is replayed over
+        // the page cache, and after a reboot there is nothing left to replay either.
+        assert_eq!(read(&f.path, 0x1000, 6), b"newer!");
+        let replayed = replay(&f.root).expect("replay");
+        assert_eq!(replayed.applied, 0);
     }
 
     #[test]
