@@ -118,14 +118,8 @@ impl JournalSlot {
         }
     }
 
-    /// Makes a batch durable through the journal, taking one first if there is none yet;
-    /// `None` when there is none (sync in place), else the number of syncs made.
-    fn sync(
-        &self,
-        objects: &BTreeMap<ObjId, ObjectRanges>,
-        failed: &mut BTreeMap<ObjId, i64>,
-    ) -> Option<usize> {
-        let mut st = self.lock();
+    /// Takes the store's journal if this run has not tried yet.
+    fn open(&self, st: &mut JournalState) {
         if matches!(*st, JournalState::Unopened) {
             *st = match Journal::acquire(&self.root) {
                 Ok(j) => JournalState::Open(j),
@@ -138,6 +132,25 @@ impl JournalSlot {
                 }
             };
         }
+    }
+
+    /// Whether fences go through the journal (taking it now if need be), and so leave object
+    /// pages unwritten until a checkpoint; false when they sync objects in place.
+    pub fn journals_fences(&self) -> bool {
+        let mut st = self.lock();
+        self.open(&mut st);
+        !matches!(*st, JournalState::Failed)
+    }
+
+    /// Makes a batch durable through the journal, taking one first if there is none yet;
+    /// `None` when there is none (sync in place), else the number of syncs made.
+    fn sync(
+        &self,
+        objects: &BTreeMap<ObjId, ObjectRanges>,
+        failed: &mut BTreeMap<ObjId, i64>,
+    ) -> Option<usize> {
+        let mut st = self.lock();
+        self.open(&mut st);
         match &mut *st {
             JournalState::Open(j) => {
                 let (syncs, broken) = journal_batch(j, objects, failed);

@@ -521,6 +521,7 @@ impl Objects {
         if end > OBJ_SIZE {
             return Err(-EINVAL);
         }
+        let journal;
         let (host, ticket) = {
             let mut st = self.state();
             match st.table.get(slot) {
@@ -528,6 +529,7 @@ impl Objects {
                 _ => return Err(-EINVAL),
             }
             st.stats.populates += 1;
+            journal = st.journal.clone();
             let ticket = populator::Ticket {
                 occupancy: st.occupancy.clone(),
                 slot,
@@ -538,8 +540,11 @@ impl Objects {
         let worker = self
             .populator
             .get_or_init(|| populator::Populator::spawn().ok());
+        // In place, a fence would write whole 2 MiB folios: only through the journal are huge
+        // pages cheap in a durable run.
+        let huge = self.huge_growth && journal.is_none_or(|j| j.journals_fences());
         if let Some(w) = worker {
-            let (addr, len) = if self.huge_growth {
+            let (addr, len) = if huge {
                 // Whole 2 MiB units, so every folio of the range can be a huge one.
                 let start = offset - offset % HUGE;
                 let end = end.next_multiple_of(HUGE).min(OBJ_SIZE);
@@ -550,7 +555,7 @@ impl Objects {
             w.submit(populator::Range {
                 addr,
                 len,
-                huge: self.huge_growth,
+                huge,
                 ticket,
             });
         }
