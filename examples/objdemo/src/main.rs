@@ -182,6 +182,7 @@ fn readonly() -> Result<(), ObjError> {
     sys::unmap(o.slot())?;
     let ro = Object::<u64>::open_readonly(id)?;
     println!("read {} through a read-only mapping", ro.base()?);
+    // SAFETY: no reference it could hand out is used: a read-only mapping must be refused.
     match unsafe { ro.raw_mut() } {
         Err(e) => println!("raw_mut refused: {e}"),
         Ok(_) => println!("raw_mut allowed on a read-only object!"),
