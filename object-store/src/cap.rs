@@ -57,7 +57,7 @@ use crate::fsutil::{self, hex};
 use crate::object::ObjectFile;
 use crate::store::Store;
 
-const REVOKED_DIR: &str = "revoked";
+pub(crate) const REVOKED_DIR: &str = "revoked";
 /// Context objects are named this followed by the context's name.
 const CONTEXT_PREFIX: &str = "ctx:";
 
@@ -460,7 +460,7 @@ impl Store {
             let ent = ent.map_err(StoreError::io(&dir))?;
             let name = ent.file_name().to_string_lossy().into_owned();
             if name.starts_with(fsutil::TEMP_PREFIX) {
-                out.push((ent.path(), "stray temp file left by an interrupted write"));
+                out.push((ent.path(), crate::fsck::STRAY_TEMP));
             } else if fsutil::unhex::<16>(&name).map(|r| hex(&r)) != Some(name) {
                 out.push((
                     ent.path(),

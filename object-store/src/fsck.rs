@@ -83,6 +83,10 @@ impl FsckReport {
     }
 }
 
+/// What `fsck` says of a temp file: a write was interrupted (a crash, a kill) before its rename.
+pub const STRAY_TEMP: &str =
+    "stray temp file left by an interrupted write (`store recover` removes it once its writer is gone)";
+
 impl Store {
     /// Checks the whole store and lists every problem; changes nothing.
     pub fn fsck(&self) -> Result<FsckReport> {
@@ -124,11 +128,7 @@ impl Store {
             );
         }
         for p in &scan.temps {
-            report.add(
-                Subject::File,
-                self.relative(p),
-                "stray temp file left by an interrupted write",
-            );
+            report.add(Subject::File, self.relative(p), STRAY_TEMP);
         }
         self.check_names(&mut report, &damaged)?;
         self.check_keys(&mut report)?;
@@ -148,11 +148,7 @@ impl Store {
             let ent = ent.map_err(StoreError::io(names_dir))?;
             let file = ent.file_name().to_string_lossy().into_owned();
             if file.starts_with(TEMP_PREFIX) {
-                report.add(
-                    Subject::File,
-                    self.relative(&ent.path()),
-                    "stray temp file left by an interrupted write",
-                );
+                report.add(Subject::File, self.relative(&ent.path()), STRAY_TEMP);
             } else if validate_name(&file).is_err() {
                 report.add(
                     Subject::File,

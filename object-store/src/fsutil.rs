@@ -27,6 +27,34 @@ pub fn temp_path(dir: &Path) -> Result<PathBuf> {
     Ok(dir.join(format!("{TEMP_PREFIX}{}.{tag}", std::process::id())))
 }
 
+/// A temp file older than this whose writer no longer runs was left by an interrupted write.
+const STRAY_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Whether temp file `path` (named by [`temp_path`]) was left by a writer that is gone: the
+/// process in its name no longer runs and the file is over a minute old (the age keeps the
+/// temp file of a writer in another PID namespace safe while it works).
+pub fn is_stray_temp(path: &Path) -> bool {
+    let pid = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix(TEMP_PREFIX))
+        .and_then(|rest| rest.split('.').next())
+        .and_then(|p| p.parse::<i32>().ok())
+        .filter(|&p| p > 0);
+    let Some(pid) = pid else {
+        return false;
+    };
+    let old = fs::symlink_metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age > STRAY_AFTER);
+    // SAFETY: signal 0 sends nothing; it only asks whether process `pid` exists.
+    let gone = unsafe { libc::kill(pid, 0) } == -1
+        && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+    old && gone
+}
+
 /// Makes a directory's entries (creations, renames, removals) durable.
 pub fn fsync_dir(dir: &Path) -> Result<()> {
     File::open(dir)

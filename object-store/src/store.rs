@@ -424,6 +424,38 @@ impl Store {
         self.keys.list()
     }
 
+    /// Removes the temp files interrupted writes left anywhere in the store (see
+    /// [`fsutil::is_stray_temp`]); returns them.
+    pub fn remove_stray_temps(&self) -> Result<Vec<PathBuf>> {
+        let _lock = self.lock(LockMode::Exclusive)?;
+        let mut temps = self.scan_objects()?.temps;
+        for dir in [
+            self.root.clone(),
+            self.names.dir().to_path_buf(),
+            self.keys.dir().to_path_buf(),
+            self.root.join(crate::cap::REVOKED_DIR),
+        ] {
+            let Ok(entries) = fs::read_dir(&dir) else {
+                continue;
+            };
+            for ent in entries {
+                let ent = ent.map_err(StoreError::io(&dir))?;
+                if ent.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+                    temps.push(ent.path());
+                }
+            }
+        }
+        let mut removed = Vec::new();
+        for path in temps.into_iter().filter(|p| fsutil::is_stray_temp(p)) {
+            match fs::remove_file(&path) {
+                Ok(()) => removed.push(path),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StoreError::Io { path, error: e }),
+            }
+        }
+        Ok(removed)
+    }
+
     /// Lists `objects/`: object files, foreign files and temp files.
     pub fn scan_objects(&self) -> Result<ObjectScan> {
         let dir = self.objects_dir();
@@ -550,6 +582,41 @@ mod tests {
         assert_eq!(store.public_key(DEFAULT_KEY).unwrap(), pk);
         let report = store.fsck().unwrap();
         assert!(report.problems.is_empty(), "{:?}", report.problems);
+    }
+
+    #[test]
+    fn temp_files_of_writers_that_are_gone_are_removed_and_others_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("s")).unwrap();
+        let id = store
+            .create(&CreateOptions::default().named("kept"))
+            .unwrap();
+        let shard = store.object_path(id).parent().unwrap().to_path_buf();
+        // A PID above the kernel's limit (2^22) never runs; this process does.
+        let dead = format!("{TEMP_PREFIX}4194305.00");
+        let alive = format!("{TEMP_PREFIX}{}.00", std::process::id());
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        let mut made = Vec::new();
+        for (dir, name, old) in [
+            (shard.clone(), &dead, true),
+            (store.names().dir().to_path_buf(), &dead, true),
+            (shard.clone(), &alive, true),
+            (store.root().to_path_buf(), &dead, false),
+        ] {
+            let path = dir.join(name);
+            let f = fs::File::create(&path).unwrap();
+            if old {
+                f.set_modified(hour_ago).unwrap();
+            }
+            made.push(path);
+        }
+        let mut removed = store.remove_stray_temps().unwrap();
+        removed.sort();
+        let mut want = vec![made[0].clone(), made[1].clone()];
+        want.sort();
+        assert_eq!(removed, want, "only old temps of processes that are gone");
+        assert!(made[2].exists() && made[3].exists());
+        assert_eq!(store.lookup("kept").unwrap(), Some(id));
     }
 
     #[test]

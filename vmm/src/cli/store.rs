@@ -12,7 +12,8 @@ pub enum StoreCommand {
     /// Create the store (any command does this on first use); prints where it is.
     Init,
     /// Roll back every unfinished transaction nobody is running (objects open for writing in
-    /// another process are left alone and reported).
+    /// another process are left alone and reported), and remove the temp files interrupted
+    /// writes left (those of processes that no longer run).
     Recover {
         /// Print JSON.
         #[arg(long)]
@@ -91,12 +92,18 @@ pub fn exec(globals: &Globals, cmd: StoreCommand) -> anyhow::Result<u8> {
                     Err(e) => return Err(e.into()),
                 }
             }
+            let temps = store.remove_stray_temps()?;
             let acted: Vec<_> = reports
                 .iter()
                 .filter(|r| r.rolled_back.is_some() || r.completed.is_some() || r.marker.is_some())
                 .collect();
             if json {
-                let out = serde_json::json!({ "recovered": acted, "in_use": busy });
+                let removed: Vec<_> = temps.iter().map(|p| p.display().to_string()).collect();
+                let out = serde_json::json!({
+                    "recovered": acted,
+                    "in_use": busy,
+                    "removed_temp_files": removed,
+                });
                 println!("{}", serde_json::to_string_pretty(&out)?);
             } else {
                 for r in &acted {
@@ -105,11 +112,15 @@ pub fn exec(globals: &Globals, cmd: StoreCommand) -> anyhow::Result<u8> {
                 for id in &busy {
                     println!("object {id}: open for writing in another process; left alone");
                 }
+                for p in &temps {
+                    println!("removed {}: left by an interrupted write", p.display());
+                }
                 println!(
-                    "checked {} objects: {} recovered, {} in use",
+                    "checked {} objects: {} recovered, {} in use; {} stray temp files removed",
                     reports.len() + busy.len(),
                     acted.iter().filter(|r| r.changed_data()).count(),
-                    busy.len()
+                    busy.len(),
+                    temps.len()
                 );
             }
         }
