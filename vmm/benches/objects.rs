@@ -1,8 +1,10 @@
 //! Persistent objects side by side, in one run: pointer dereference in the guest (raw, intra-
 //! object and cached cross-object invariant pointers, from `objdemo bench`) against a raw
 //! pointer on the host and PMDK's `pmemobj_direct` (one pool, two pools); an 8-byte
-//! transactional update in the guest (`linked bench`) against PMDK's; and the first map of an
-//! object.
+//! transactional update in the guest (`linked bench`) against PMDK's; the first map of an
+//! object; and what one dependent load from memory costs in a guest object, in guest RAM and on
+//! the host (`objdemo chase` against `reference/chase.c`), the wait behind every cold read of the
+//! key-value store.
 //!
 //! `cargo bench -p twz-vmm --bench objects` (needs /dev/kvm). The PMDK rows need a C compiler and
 //! `libpmemobj-dev`: the bench compiles `reference/pmdk_objects.c` when it runs and otherwise
@@ -131,6 +133,18 @@ fn main() {
     };
     let host_raw = pm("host_raw");
 
+    let chase_guest = |huge: bool| {
+        let mib = CHASE_MIB.to_string();
+        let mut args = vec!["--store", dir, "run", "objdemo", "--mem", "1G"];
+        if huge {
+            args.push("--huge-pages");
+        }
+        args.extend(["--", "chase", &mib]);
+        harness::vmm(&args)
+    };
+    let (chase_default, chase_huge) = (chase_guest(false), chase_guest(true));
+    let chase_host = chase_reference(store.path());
+
     println!(
         "persistent objects, side by side ({}, load average {})",
         harness::now_utc(),
@@ -175,7 +189,7 @@ fn main() {
     row(
         "guest: 8-byte tx update, durability commit",
         us(tx_ns(&tx_commit)),
-        "msync of the dirtied pages (ext4)",
+        "flush journal: a record + fdatasync (ext4)",
     );
     for (label, lines) in pmdk.as_ref().map(|p| p.tx.as_slice()).unwrap_or(&[]) {
         let n = result(lines, &[("what", "pmdk_tx8")], "ns");
@@ -222,4 +236,59 @@ fn main() {
         us(obj("page_fault_ns=")),
         "reference",
     );
+    let chase = |out: &Option<String>, key: &str| {
+        out.as_deref()
+            .and_then(|o| figure(o, key, " "))
+            .map(|n| format!("{n:.0} ns"))
+    };
+    let host = |what: &str| {
+        chase_host
+            .as_ref()
+            .and_then(|l| result(l, &[("what", what)], "ns"))
+            .map(|n| format!("{n:.0} ns"))
+    };
+    println!();
+    println!("one dependent load from memory, a random walk over {CHASE_MIB} MiB (2M loads each)");
+    row(
+        "guest: RAM (2 MiB pages)",
+        chase(&chase_default, "ram_ns="),
+        "reference",
+    );
+    row(
+        "guest: object, as `run` backs it (4 KiB pages)",
+        chase(&chase_default, "object_ns="),
+        "",
+    );
+    row(
+        "guest: object, `run --huge-pages` (2 MiB pages)",
+        chase(&chase_huge, "object_ns="),
+        "",
+    );
+    row(
+        "host: shared file mapping (PMDK's pool), 4 KiB pages",
+        host("file"),
+        "PMDK",
+    );
+    row("host: anonymous memory, 4 KiB pages", host("anon"), "");
+    row("host: anonymous memory, 2 MiB pages", host("huge"), "");
+}
+
+/// MiB the memory-latency rows walk: far beyond the caches, as the key-value store's 1 GB.
+const CHASE_MIB: u64 = 512;
+
+/// The host's memory-latency figures (`reference/chase.c`), or `None` (after saying why).
+fn chase_reference(build_dir: &Path) -> Option<Vec<ResultLine>> {
+    let prog = harness::build_c(
+        build_dir,
+        "chase",
+        &[harness::reference_source("chase.c")],
+        &[],
+        &[],
+        "host memory rows skipped: no C compiler",
+    )?;
+    let disk = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .or_else(|_| tempfile::tempdir())
+        .ok()?;
+    let out = harness::output(&prog, &[disk.path().to_str()?, &CHASE_MIB.to_string()], &[])?;
+    Some(results(&out))
 }

@@ -4,7 +4,7 @@
 //! and dereferencing (see `vmm/benches/objects.rs`).
 //!
 //! Subcommands: build, walk, null, dangling, range, evict N, unmapped, readonly, far, far-check,
-//! bench.
+//! bench, chase MIB (the latency of a dependent load from memory: in guest RAM and in an object).
 #![no_std]
 #![no_main]
 
@@ -65,6 +65,7 @@ fn main() -> Result<(), ObjError> {
         "far" => far(),
         "far-check" => far_check(),
         "bench" => bench(),
+        "chase" => chase(args.get_str(2).and_then(|s| s.parse().ok()).unwrap_or(512)),
         _ => {
             eprintln!(
                 "usage: objdemo build|walk|null|dangling|range|evict N|unmapped|readonly|far|far-check|bench"
@@ -421,4 +422,52 @@ fn bench() -> Result<(), ObjError> {
         "bench first_map_ns={first_map} chunk_fault_ns={chunk_fault} page_fault_ns={page_fault} raw_ns={raw_ns:.3} local_ns={local_ns:.3} cross_ns={cross_ns:.3}"
     );
     Ok(())
+}
+
+/// Dependent loads timed by [`chase`].
+const CHASE_LOADS: u64 = 2_000_000;
+
+/// Times dependent loads through a random cycle over the 64-byte lines of `mib` MiB, first in
+/// guest RAM (the heap: 2 MiB pages) and then in a fresh object (pages as the run backs them),
+/// and prints `chase ram_ns=... object_ns=...`: each the average of [`CHASE_LOADS`] loads. This
+/// is what a read of a cold key waits for, once per dependent miss.
+fn chase(mib: u64) -> Result<(), ObjError> {
+    let bytes = (mib.clamp(1, 768)) << 20;
+    let words = (bytes / 8) as usize;
+    let mut ram: Vec<u64> = alloc::vec![0; words];
+    let ram_ns = chase_in(ram.as_mut_ptr(), words);
+    drop(ram);
+    let o = Object::<u64>::create()?;
+    // A writable object's data region, from BASE_OFFSET on, is ours to store into.
+    let base = (o.addr()? + BASE_OFFSET) as *mut u64;
+    let object_ns = chase_in(base, words);
+    println!("chase ram_ns={ram_ns:.1} object_ns={object_ns:.1}");
+    Ok(())
+}
+
+/// Links the lines of `words` words at `base` into one random cycle (Sattolo's shuffle), then
+/// follows it for [`CHASE_LOADS`] loads; returns ns per load.
+fn chase_in(base: *mut u64, words: usize) -> f64 {
+    let lines = words / 8;
+    let mut order: Vec<u32> = (0..lines as u32).collect();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for i in (1..lines).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        order.swap(i, (x % i as u64) as usize);
+    }
+    for (i, &line) in order.iter().enumerate() {
+        let next = order[(i + 1) % lines] as u64 * 8;
+        // SAFETY: `line * 8 < words`: every store lands inside the caller's `words` words.
+        unsafe { base.add(line as usize * 8).write_volatile(next) };
+    }
+    let t = Instant::now();
+    let mut at = 0u64;
+    for _ in 0..CHASE_LOADS {
+        // SAFETY: every stored link is a line's first word, below `words`.
+        at = unsafe { base.add(at as usize).read_volatile() };
+    }
+    black_box(at);
+    t.elapsed().as_nanos() as f64 / CHASE_LOADS as f64
 }
