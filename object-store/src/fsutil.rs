@@ -30,9 +30,9 @@ pub fn temp_path(dir: &Path) -> Result<PathBuf> {
 /// A temp file older than this whose writer no longer runs was left by an interrupted write.
 const STRAY_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Whether temp file `path` (named by [`temp_path`]) was left by a writer that is gone: the
-/// process in its name no longer runs and the file is over a minute old (the age keeps the
-/// temp file of a writer in another PID namespace safe while it works).
+/// Whether temp file `path` (named by [`temp_path`]) looks left by a writer that is gone: the
+/// process in its name no longer runs and the file is over a minute old. (Writers hold the
+/// store lock, or a `flock` on the file for imports, which the remover also checks.)
 pub fn is_stray_temp(path: &Path) -> bool {
     let pid = path
         .file_name()

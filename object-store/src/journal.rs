@@ -241,26 +241,27 @@ impl Journal {
         let dir = root.join(JOURNAL_DIR);
         let objects_dir = root.join(crate::store::OBJECTS_DIR);
         fsutil::ensure_dir(&dir, 0o755)?;
+        remove_abandoned(&dir);
         let mut free = None;
         let mut spares = 0;
         for path in journal_files(&dir)? {
             let Some(file) = lock_free(&path)? else {
                 continue;
             };
-            settle_file(&file, &objects_dir, false).map_err(StoreError::io(&path))?;
             if free.is_none() {
+                settle_file(&file, &objects_dir, false).map_err(StoreError::io(&path))?;
                 free = Some((path, file));
             } else if spares < SPARE_JOURNALS {
                 spares += 1;
-            } else {
-                // Settled and ours: nobody else can take it between here and its removal.
-                fs::remove_file(&path).map_err(StoreError::io(&path))?;
+            } else if settle_file(&file, &objects_dir, false).is_ok() {
+                // Settled and ours: nobody else can take it between here and its removal. A
+                // failure leaves it for the next settle; this run has its journal either way.
+                let _ = fs::remove_file(&path);
             }
         }
         if let Some((path, file)) = free {
             return Journal::start(file, objects_dir).map_err(StoreError::io(&path));
         }
-        remove_abandoned(&dir);
         // Made under a temporary name and renamed once locked, filled and headed, so no
         // other process ever finds a journal without a header or takes a half-made one.
         let stem = fsutil::hex(&fsutil::random_bytes::<8>().map_err(StoreError::io(&dir))?);
@@ -942,25 +943,38 @@ mod tests {
     fn journals_left_by_many_writers_at_once_are_trimmed_to_one_spare() {
         let f = fixture();
         let dir = f.root.join(JOURNAL_DIR);
-        // Four writers at once (flock locks belong to open files, so these stand for four
-        // processes), one of them killed with a record in its journal.
+        // Five writers at once (flock locks belong to open files, so these stand for five
+        // processes): three exit, one is killed with a record in its journal, one keeps running.
         let mut js: Vec<Journal> = (0..4)
             .map(|_| Journal::acquire(&f.root).expect("journal"))
             .collect();
+        let before = journal_files(&dir).expect("list");
+        let running = Journal::acquire(&f.root).expect("journal");
+        let running_path = journal_files(&dir)
+            .expect("list")
+            .into_iter()
+            .find(|p| !before.contains(p))
+            .expect("the running writer's journal");
         fence(&mut js[3], &f, 0x1000, b"killed");
         crash(js.pop().expect("four"));
         drop(js);
-        assert_eq!(journal_files(&dir).expect("list").len(), 4);
+        assert_eq!(journal_files(&dir).expect("list").len(), 5);
         write(&f.path, 0x1000, b"newer!");
         let _j = Journal::acquire(&f.root).expect("journal");
+        let left = journal_files(&dir).expect("list");
         assert_eq!(
-            journal_files(&dir).expect("list").len(),
-            2,
-            "taken + one spare"
+            left.len(),
+            3,
+            "the running writer's, the one taken, one spare"
         );
-        // What the killed writer left was settled, not thrown away: nothing is replayed over
-        // the page cache, and after a reboot there is nothing left to replay either.
+        assert!(
+            left.contains(&running_path),
+            "a running writer's journal stays"
+        );
+        // Nothing of the killed writer's is replayed over the page cache, and no journal left
+        // holds a record to replay after a reboot.
         assert_eq!(read(&f.path, 0x1000, 6), b"newer!");
+        drop(running);
         let replayed = replay(&f.root).expect("replay");
         assert_eq!(replayed.applied, 0);
     }

@@ -131,7 +131,7 @@ impl Store {
         let mut meta = ObjMeta::new(id, nonce, owner.to_bytes(), now_ns());
         meta.flags |= flags::RAW;
         let written = write_object(&tmp, &mut meta, src, label);
-        let result = written.and_then(|len| self.commit(opts, &tmp, id, len));
+        let result = written.and_then(|(held, len)| self.commit(opts, &tmp, held, id, len));
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
         }
@@ -150,8 +150,17 @@ impl Store {
     }
 
     /// Moves the finished temp object into place and binds its name, under the store lock.
-    fn commit(&self, opts: &ImportOptions, tmp: &Path, id: ObjId, len: u64) -> Result<Imported> {
+    fn commit(
+        &self,
+        opts: &ImportOptions,
+        tmp: &Path,
+        held: File,
+        id: ObjId,
+        len: u64,
+    ) -> Result<Imported> {
         let _lock = self.lock(LockMode::Exclusive)?;
+        // The store lock keeps `Store::remove_stray_temps` away from here on.
+        drop(held);
         if !opts.replace {
             self.refuse_bound(&opts.name)?;
         }
@@ -262,7 +271,14 @@ fn too_large(label: &Path, len: u64) -> StoreError {
 
 /// Creates the complete object file at `tmp`: sparse 1 GiB, `src`'s bytes at `BASE_OFFSET`
 /// (all-zero chunks left as holes), then the header with `alloc_top` set, then `fsync`.
-fn write_object(tmp: &Path, meta: &mut ObjMeta, src: &mut dyn Read, label: &Path) -> Result<u64> {
+/// Writes the object into temp file `tmp`; returns the file, locked (`flock`) so that
+/// `Store::remove_stray_temps` leaves it alone however long `src` takes, and the length.
+fn write_object(
+    tmp: &Path,
+    meta: &mut ObjMeta,
+    src: &mut dyn Read,
+    label: &Path,
+) -> Result<(File, u64)> {
     let f = OpenOptions::new()
         .read(true)
         .write(true)
@@ -270,6 +286,7 @@ fn write_object(tmp: &Path, meta: &mut ObjMeta, src: &mut dyn Read, label: &Path
         .mode(0o644)
         .open(tmp)
         .map_err(StoreError::io(tmp))?;
+    crate::liveness::try_exclusive(&f).map_err(StoreError::io(tmp))?;
     f.set_len(OBJ_SIZE).map_err(StoreError::io(tmp))?;
     let mut buf = vec![0u8; CHUNK];
     let mut len = 0u64;
@@ -295,7 +312,7 @@ fn write_object(tmp: &Path, meta: &mut ObjMeta, src: &mut dyn Read, label: &Path
     f.write_all_at(&meta.to_bytes(), META_OFFSET)
         .map_err(StoreError::io(tmp))?;
     f.sync_all().map_err(StoreError::io(tmp))?;
-    Ok(len)
+    Ok((f, len))
 }
 
 /// Reads until `buf` is full or the source ends; returns the bytes read.

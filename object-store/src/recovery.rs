@@ -246,7 +246,7 @@ impl Store {
                 self.recover_locked(&obj)?;
                 obj.downgrade()?;
             }
-            (Access::ReadOnly, _) if self.unfinished(&mut obj) => match self.recover(id) {
+            (Access::ReadOnly, _) if self.unfinished(&obj) => match self.recover(id) {
                 // A live writer owns it, or we may not write the file: read what is there.
                 Ok(_) | Err(StoreError::InUse(_)) | Err(StoreError::Io { .. }) => {}
                 Err(e) => return Err(e),
@@ -257,8 +257,8 @@ impl Store {
     }
 
     /// Whether `obj`'s log, or the anchor its marker names, holds an unfinished transaction
-    /// (a cheap look through the mapping; a damaged log is left to inspection).
-    fn unfinished(&self, obj: &mut MappedObject) -> bool {
+    /// (read through the object files; a damaged log is left to inspection).
+    fn unfinished(&self, obj: &MappedObject) -> bool {
         let id = obj.id();
         // Through the files, not `obj` alone: a commit's checksum may cover ranges it recorded
         // or listed in other objects, and a plan that cannot read them would say "nothing".

@@ -447,10 +447,15 @@ impl Store {
         }
         let mut removed = Vec::new();
         for path in temps.into_iter().filter(|p| fsutil::is_stray_temp(p)) {
-            match fs::remove_file(&path) {
-                Ok(()) => removed.push(path),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(StoreError::Io { path, error: e }),
+            // Regular files only, and none a writer still holds (an import keeps its temp
+            // file locked while it reads its source, without the store lock).
+            let free = fs::File::open(&path).is_ok_and(|f| {
+                f.metadata().is_ok_and(|m| m.is_file())
+                    && crate::liveness::try_exclusive(&f).unwrap_or(false)
+            });
+            // One that cannot be removed stays in fsck's report; the others still go.
+            if free && fs::remove_file(&path).is_ok() {
+                removed.push(path);
             }
         }
         Ok(removed)
@@ -597,11 +602,13 @@ mod tests {
         let alive = format!("{TEMP_PREFIX}{}.00", std::process::id());
         let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
         let mut made = Vec::new();
+        let importing = format!("{TEMP_PREFIX}4194305.01");
         for (dir, name, old) in [
             (shard.clone(), &dead, true),
             (store.names().dir().to_path_buf(), &dead, true),
             (shard.clone(), &alive, true),
             (store.root().to_path_buf(), &dead, false),
+            (shard.clone(), &importing, true),
         ] {
             let path = dir.join(name);
             let f = fs::File::create(&path).unwrap();
@@ -610,12 +617,15 @@ mod tests {
             }
             made.push(path);
         }
+        // A writer in another PID namespace looks gone; its lock on the file says otherwise.
+        let held = fs::File::open(&made[4]).unwrap();
+        assert!(crate::liveness::try_exclusive(&held).unwrap());
         let mut removed = store.remove_stray_temps().unwrap();
         removed.sort();
         let mut want = vec![made[0].clone(), made[1].clone()];
         want.sort();
         assert_eq!(removed, want, "only old temps of processes that are gone");
-        assert!(made[2].exists() && made[3].exists());
+        assert!(made[2].exists() && made[3].exists() && made[4].exists());
         assert_eq!(store.lookup("kept").unwrap(), Some(id));
     }
 

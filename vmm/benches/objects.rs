@@ -189,7 +189,10 @@ fn main() {
     row(
         "guest: 8-byte tx update, durability commit",
         us(tx_ns(&tx_commit)),
-        "flush journal: a record + fdatasync (ext4)",
+        &format!(
+            "flush journal: a record + fdatasync ({})",
+            fs_name(store.path())
+        ),
     );
     for (label, lines) in pmdk.as_ref().map(|p| p.tx.as_slice()).unwrap_or(&[]) {
         let n = result(lines, &[("what", "pmdk_tx8")], "ns");
@@ -248,7 +251,10 @@ fn main() {
             .map(|n| format!("{n:.0} ns"))
     };
     println!();
-    println!("one dependent load from memory, a random walk over {CHASE_MIB} MiB (2M loads each)");
+    println!(
+        "one dependent load from memory, a random walk over {CHASE_MIB} MiB (2M loads each; objects on {})",
+        fs_name(store.path())
+    );
     row(
         "guest: RAM (2 MiB pages)",
         chase(&chase_default, "ram_ns="),

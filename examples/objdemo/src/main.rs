@@ -68,7 +68,7 @@ fn main() -> Result<(), ObjError> {
         "chase" => chase(args.get_str(2).and_then(|s| s.parse().ok()).unwrap_or(512)),
         _ => {
             eprintln!(
-                "usage: objdemo build|walk|null|dangling|range|evict N|unmapped|readonly|far|far-check|bench"
+                "usage: objdemo build|walk|null|dangling|range|evict N|unmapped|readonly|far|far-check|bench|chase [MIB]"
             );
             twz_rt::exit(2)
         }
@@ -183,7 +183,8 @@ fn readonly() -> Result<(), ObjError> {
     sys::unmap(o.slot())?;
     let ro = Object::<u64>::open_readonly(id)?;
     println!("read {} through a read-only mapping", ro.base()?);
-    // SAFETY: no reference it could hand out is used: a read-only mapping must be refused.
+    // SAFETY: `raw_mut` wants no other reference into the base struct alive while its result
+    // is: none is (the `base()` above was a temporary), and the result is not even used.
     match unsafe { ro.raw_mut() } {
         Err(e) => println!("raw_mut refused: {e}"),
         Ok(_) => println!("raw_mut allowed on a read-only object!"),
@@ -430,24 +431,39 @@ const CHASE_LOADS: u64 = 2_000_000;
 /// Times dependent loads through a random cycle over the 64-byte lines of `mib` MiB, first in
 /// guest RAM (the heap: 2 MiB pages) and then in a fresh object (pages as the run backs them),
 /// and prints `chase ram_ns=... object_ns=...`: each the average of [`CHASE_LOADS`] loads. This
-/// is what a read of a cold key waits for, once per dependent miss.
+/// is what a read of a cold key waits for, once per dependent miss. The object is deleted after.
 fn chase(mib: u64) -> Result<(), ObjError> {
     let bytes = (mib.clamp(1, 768)) << 20;
     let words = (bytes / 8) as usize;
-    let mut ram: Vec<u64> = alloc::vec![0; words];
-    let ram_ns = chase_in(ram.as_mut_ptr(), words);
+    let mut ram: Vec<u64> = Vec::new();
+    if ram.try_reserve_exact(words).is_err() {
+        eprintln!("objdemo chase: {mib} MiB do not fit in guest RAM (give `run --mem` more)");
+        twz_rt::exit(2);
+    }
+    ram.resize(words, 0);
+    // SAFETY: `ram` holds `words` words.
+    let ram_ns = unsafe { chase_in(ram.as_mut_ptr(), words) };
     drop(ram);
     let o = Object::<u64>::create()?;
-    // A writable object's data region, from BASE_OFFSET on, is ours to store into.
+    // A writable object's data region, from BASE_OFFSET on, is ours to store into; 768 MiB at
+    // most fit below DATA_END.
     let base = (o.addr()? + BASE_OFFSET) as *mut u64;
-    let object_ns = chase_in(base, words);
+    // SAFETY: as just said, `words` words from `base` lie in the object's data region.
+    let object_ns = unsafe { chase_in(base, words) };
+    let id = o.id();
+    sys::unmap(o.slot())?;
+    sys::delete(id)?;
     println!("chase ram_ns={ram_ns:.1} object_ns={object_ns:.1}");
     Ok(())
 }
 
 /// Links the lines of `words` words at `base` into one random cycle (Sattolo's shuffle), then
 /// follows it for [`CHASE_LOADS`] loads; returns ns per load.
-fn chase_in(base: *mut u64, words: usize) -> f64 {
+///
+/// # Safety
+/// `base` must be valid for reads and writes of `words` words, 8-aligned, and not otherwise
+/// referenced meanwhile.
+unsafe fn chase_in(base: *mut u64, words: usize) -> f64 {
     let lines = words / 8;
     let mut order: Vec<u32> = (0..lines as u32).collect();
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;

@@ -3,7 +3,8 @@
  * lines of MIB MiB, followed for 2M loads, in three kinds of memory:
  *   file   a file in DIR mapped shared (what PMDK maps its pool as; 4 KiB page-cache pages)
  *   anon   private anonymous memory with MADV_NOHUGEPAGE (4 KiB pages)
- *   huge   private anonymous memory with MADV_HUGEPAGE (2 MiB pages where the kernel has them)
+ *   huge   private anonymous memory with MADV_HUGEPAGE (2 MiB pages; no line if the kernel
+ *          refuses the advice)
  * Usage: chase DIR MIB; prints one `RESULT what=KIND ns=NS` line per kind. */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -19,7 +20,10 @@
 static double chase(uint64_t *base, size_t words) {
     size_t lines = words / 8;
     uint32_t *order = malloc(lines * sizeof *order);
-    if (!order) return -1;
+    if (!order) {
+        perror("chase: malloc");
+        exit(1);
+    }
     for (size_t i = 0; i < lines; i++) order[i] = (uint32_t)i;
     uint64_t x = 0x9E3779B97F4A7C15ull;
     for (size_t i = lines - 1; i > 0; i--) { /* Sattolo's shuffle: one cycle */
@@ -76,7 +80,13 @@ int main(int argc, char **argv) {
             return 1;
         }
         uint64_t *mem = (uint64_t *)(((uintptr_t)raw + (2u << 20) - 1) & ~(uintptr_t)((2u << 20) - 1));
-        madvise(mem, bytes, kinds[k].advice);
+        if (madvise(mem, bytes, kinds[k].advice) != 0) {
+            /* Without transparent huge pages there is no 2 MiB row to print. */
+            fprintf(stderr, "chase: madvise for %s: ", kinds[k].what);
+            perror("");
+            munmap(raw, len);
+            continue;
+        }
         printf("RESULT what=%s ns=%.1f\n", kinds[k].what, chase(mem, bytes / 8));
         munmap(raw, len);
     }

@@ -60,11 +60,14 @@ pub struct FlushJob {
     pub targets: Vec<FlushTarget>,
 }
 
-/// A run's flush journal, taken from the store at the first fence that needs it.
+/// A run's flush journal, taken from the store at the first fence that needs it (or the first
+/// populate that asks whether fences will go through it).
 #[derive(Debug)]
 pub struct JournalSlot {
     root: PathBuf,
     state: Mutex<JournalState>,
+    /// Whether fences go through the journal, once known ([`JournalSlot::journals_fences`]).
+    journaling: OnceLock<bool>,
 }
 
 #[derive(Debug)]
@@ -84,6 +87,7 @@ impl JournalSlot {
         JournalSlot {
             root,
             state: Mutex::new(JournalState::Unopened),
+            journaling: OnceLock::new(),
         }
     }
 
@@ -136,10 +140,13 @@ impl JournalSlot {
 
     /// Whether fences go through the journal (taking it now if need be), and so leave object
     /// pages unwritten until a checkpoint; false when they sync objects in place.
+    /// Only the first call takes the journal's lock, which a fence holds for its disk flush.
     pub fn journals_fences(&self) -> bool {
-        let mut st = self.lock();
-        self.open(&mut st);
-        !matches!(*st, JournalState::Failed)
+        *self.journaling.get_or_init(|| {
+            let mut st = self.lock();
+            self.open(&mut st);
+            !matches!(*st, JournalState::Failed)
+        })
     }
 
     /// Makes a batch durable through the journal, taking one first if there is none yet;

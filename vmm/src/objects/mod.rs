@@ -514,7 +514,9 @@ impl Objects {
     }
 
     /// Has `len` bytes at `offset` of the writable object in `slot` faulted in ahead of the
-    /// guest's first stores, on the populate worker (ring op `POPULATE`); returns at once.
+    /// guest's first stores, on the populate worker (ring op `POPULATE`); returns at once, but
+    /// for a durable run's first populate, which takes the store's flush journal if no fence
+    /// has yet (to know whether 2 MiB pages are cheap).
     pub fn populate(&self, slot: u64, offset: u64, len: u64) -> Result<(), i64> {
         let slot = u32::try_from(slot).map_err(|_| -EINVAL)?;
         let end = offset.checked_add(len).ok_or(-EINVAL)?;
