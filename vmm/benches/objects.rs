@@ -271,9 +271,9 @@ fn main() {
         "",
     );
     row(
-        "host: shared file mapping (PMDK's pool), 4 KiB pages",
+        "host: file mapped shared, written page by page (4 KiB)",
         host("file"),
-        "PMDK",
+        "",
     );
     row("host: anonymous memory, 4 KiB pages", host("anon"), "");
     row("host: anonymous memory, 2 MiB pages", host("huge"), "");

@@ -1,7 +1,8 @@
 /* chase.c: the latency of a dependent load from memory on the host, for the objects bench
  * (vmm/benches/objects.rs), beside the guest's (`objdemo chase`): a random cycle over the 64-byte
  * lines of MIB MiB, followed for 2M loads, in three kinds of memory:
- *   file   a file in DIR mapped shared (what PMDK maps its pool as; 4 KiB page-cache pages)
+ *   file   a file in DIR mapped shared and written page by page (4 KiB page-cache pages; a
+ *          pool that PMDK creates can get large folios instead)
  *   anon   private anonymous memory with MADV_NOHUGEPAGE (4 KiB pages)
  *   huge   private anonymous memory with MADV_HUGEPAGE (2 MiB pages; no line if the kernel
  *          refuses the advice)
