@@ -613,6 +613,34 @@ fn unfinished_transactions_are_reported_and_recovered() {
 }
 
 #[test]
+fn store_recover_removes_the_temp_files_of_interrupted_writes() {
+    let t = temp_store();
+    let store = store_in(&t);
+    let id = create(&store, "kept");
+    let shard = object_file(&store, &id)
+        .parent()
+        .expect("shard")
+        .to_path_buf();
+    // What a writer killed mid-write leaves: a temp file named after its (gone) process. No PID
+    // reaches 2^22 + 1; the file is an hour old. A fresh one may belong to a running writer.
+    let stray = shard.join(".tmp.4194305.1f2e");
+    let fresh = shard.join(".tmp.4194305.3c4d");
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    std::fs::File::create(&stray)
+        .and_then(|f| f.set_modified(hour_ago))
+        .expect("stray temp file");
+    std::fs::File::create(&fresh).expect("fresh temp file");
+    let err = fails(&store, &["store", "fsck"]);
+    one_line_error(&err, &["fsck found 2 problem"]);
+    let out = ok(&store, &["store", "recover"]);
+    assert!(out.contains("1 stray temp files removed"), "{out}");
+    assert!(!stray.exists() && fresh.exists());
+    std::fs::remove_file(&fresh).expect("remove");
+    ok(&store, &["store", "fsck"]);
+    assert!(ok(&store, &["obj", "ls"]).contains("kept"));
+}
+
+#[test]
 fn allocator_is_summarised_by_show_and_checked_by_fsck() {
     use abi::palloc;
     use abi::txlog::Tx;
