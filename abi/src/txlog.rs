@@ -31,8 +31,9 @@
 //!    allocation's payload) are listed in the commit entry if the memory can tell them
 //!    ([`ObjectMemory::unfenced`], at most [`COMMIT_LIST_MAX`]), else fenced first; append a
 //!    commit entry holding the checksum of every recorded range's new bytes and of the listed
-//!    ranges; flush the recorded ranges and the entry; fence (one disk round trip); store `finished_seq = seq` and flush it without waiting: the next fence
-//!    carries it, and a transaction's first fence always comes before its first store.
+//!    ranges; flush the recorded ranges and the entry; fence (one disk round trip); store
+//!    `finished_seq = seq` and flush it without waiting: the next fence carries it, and a
+//!    transaction's first fence always comes before its first store.
 //!    In `GROUP` (and on the host): flush every recorded range, fence, store
 //!    `finished_seq = seq`, flush.
 //!    [`Tx::abort`]: copy the old bytes back newest first, flush, then store `finished_seq`.
@@ -305,9 +306,16 @@ pub const COMMIT_LIST_MAX: usize = 8;
 /// Bytes of one listed range in a commit entry.
 const LISTED_SIZE: u64 = 32;
 
+/// Data bytes of a commit entry listing `listed` ranges: the checksum, then the ranges.
+const fn commit_data_len(listed: usize) -> u64 {
+    8 + listed as u64 * LISTED_SIZE
+}
+/// The most data bytes a commit entry holds.
+const COMMIT_DATA_MAX: usize = commit_data_len(COMMIT_LIST_MAX) as usize;
+
 /// Bytes a commit entry listing `listed` ranges takes.
 pub const fn commit_entry_size(listed: usize) -> u64 {
-    entry_size(8 + listed as u64 * LISTED_SIZE)
+    entry_size(commit_data_len(listed))
 }
 
 /// The most bytes a commit entry takes (room for it is kept free by every record).
@@ -821,8 +829,8 @@ impl Tx {
         data_sum: u64,
         listed: &[(ObjId, u64, u64)],
     ) -> Result<(), TxError<M::Error>> {
-        let len = 8 + listed.len() as u64 * LISTED_SIZE;
-        let mut data = [0u8; (8 + COMMIT_LIST_MAX as u64 * LISTED_SIZE) as usize];
+        let len = commit_data_len(listed.len());
+        let mut data = [0u8; COMMIT_DATA_MAX];
         data[..8].copy_from_slice(&data_sum.to_le_bytes());
         for (i, &(obj, off, n)) in listed.iter().enumerate() {
             let at = 8 + i * LISTED_SIZE as usize;
@@ -948,7 +956,7 @@ fn read_commit<M: ObjectMemory>(
     pos: u64,
     h: &EntryHeader,
 ) -> Result<(u64, Listed, usize), TxError<M::Error>> {
-    let mut data = [0u8; (8 + COMMIT_LIST_MAX as u64 * LISTED_SIZE) as usize];
+    let mut data = [0u8; COMMIT_DATA_MAX];
     let len = (h.len as usize).min(data.len());
     mem(mem_.read(anchor, pos + ENTRY_HEADER_SIZE, &mut data[..len]))?;
     let word = |at: usize| le64(&data, at);

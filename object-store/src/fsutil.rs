@@ -44,15 +44,20 @@ pub fn is_stray_temp(path: &Path) -> bool {
     let Some(pid) = pid else {
         return false;
     };
-    let old = fs::symlink_metadata(path)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.elapsed().ok())
-        .is_some_and(|age| age > STRAY_AFTER);
+    let old = untouched_for(path, STRAY_AFTER);
     // SAFETY: signal 0 sends nothing; it only asks whether process `pid` exists.
     let gone = unsafe { libc::kill(pid, 0) } == -1
         && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
     old && gone
+}
+
+/// Whether `path` was last modified more than `age` ago (false if that cannot be told).
+pub fn untouched_for(path: &Path, age: std::time::Duration) -> bool {
+    fs::symlink_metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|a| a > age)
 }
 
 /// Makes a directory's entries (creations, renames, removals) durable.

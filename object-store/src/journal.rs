@@ -23,8 +23,9 @@
 //! unacknowledged fence.
 //!
 //! **Settling** (at every [`crate::Store::open`], for each journal no running process holds;
-//! the journal file's `flock` is what says whether one does): if the journal was written in the current boot, the page cache still
-//! holds every journaled byte or a newer one, so its objects are only synced. After a reboot
+//! the journal file's `flock` is what says whether one does): if the journal was written in
+//! the current boot, the page cache still holds every journaled byte or a newer one, so its
+//! objects are only synced. After a reboot
 //! (power loss), the records are applied to the object files in order, then synced. A byte then
 //! holds the value of its last fence; a newer unfenced value the kernel may have written back
 //! is lost, as is legal for an unfenced store. A `SYNCED` record (written after an object was
@@ -68,6 +69,11 @@ const RECORD_LEN: usize = 64;
 const SUFFIX: &str = ".log";
 /// Buffer capacity kept between batches.
 const BUF_KEEP: usize = 1 << 20;
+
+/// Journal bytes a record of `len` data bytes takes (a `SYNCED` record: `len` 0).
+pub const fn record_size(len: u64) -> u64 {
+    RECORD_LEN as u64 + len.next_multiple_of(8)
+}
 
 /// What a record says.
 mod kind {
@@ -223,11 +229,11 @@ fn zero_fill(file: &File) -> io::Result<()> {
     file.sync_all()
 }
 
-/// The boot a journal's header names, if it has a header.
-fn header_boot(file: &File) -> Option<[u8; 16]> {
+/// `(epoch, boot)` from a journal file's header, if it has one.
+fn read_header(file: &File) -> Option<(u64, [u8; 16])> {
     let mut h = [0u8; 48];
     file.read_exact_at(&mut h, 0).ok()?;
-    parse_header(&h).map(|(_, boot)| boot)
+    parse_header(&h)
 }
 
 fn open_rw(path: &Path) -> io::Result<File> {
@@ -297,12 +303,7 @@ impl Journal {
 
     /// A journal on a locked, settled (or new) file: the next epoch, nothing in it.
     fn start(file: File, objects_dir: PathBuf) -> io::Result<Journal> {
-        let mut h = [0u8; 48];
-        let parsed = file
-            .read_exact_at(&mut h, 0)
-            .ok()
-            .and_then(|()| parse_header(&h));
-        let epoch = match parsed {
+        let epoch = match read_header(&file) {
             Some((e, _)) => e.wrapping_add(1),
             // No header (a new, zeroed file, or a damaged one): an epoch no stale record has.
             None => u64::from_le_bytes(fsutil::random_bytes::<8>()?) >> 1,
@@ -506,7 +507,6 @@ fn sync_objects<'a>(
     Ok(())
 }
 
-/// The journal files in `dir` (none if it does not exist).
 /// Free journals kept besides the one a writer takes, so that the next writers start without
 /// making one (64 MiB of zeros each); the others, left by many VMMs running at once, are
 /// removed when a writer next takes a journal.
@@ -543,18 +543,13 @@ fn remove_abandoned(dir: &Path) {
             continue;
         }
         let Ok(file) = open_rw(&path) else { continue };
-        let old = file
-            .metadata()
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age > ABANDONED_AFTER);
-        if old && try_exclusive(&file).unwrap_or(false) {
+        if fsutil::untouched_for(&path, ABANDONED_AFTER) && try_exclusive(&file).unwrap_or(false) {
             let _ = fs::remove_file(&path);
         }
     }
 }
 
+/// The journal files in `dir` (none if it does not exist).
 fn journal_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
@@ -632,7 +627,7 @@ fn lock_unless_live(file: &File) -> io::Result<bool> {
         if try_exclusive(file)? {
             return Ok(true);
         }
-        if header_boot(file) == Some(boot_id()) {
+        if read_header(file).map(|(_, boot)| boot) == Some(boot_id()) {
             return Ok(false);
         }
         if start.elapsed() > REPLAY_WAIT {
@@ -647,11 +642,7 @@ type Contents = (u64, [u8; 16], Vec<(Record, Vec<u8>)>);
 
 /// The intact records of the current epoch of a journal, with each DATA record's bytes.
 fn read_records(file: &File) -> io::Result<Option<Contents>> {
-    let mut h = [0u8; 48];
-    if file.read_exact_at(&mut h, 0).is_err() {
-        return Ok(None);
-    }
-    let Some((epoch, boot)) = parse_header(&h) else {
+    let Some((epoch, boot)) = read_header(file) else {
         return Ok(None);
     };
     let size = file.metadata()?.len();

@@ -64,37 +64,30 @@ impl Keys {
         &self.dir
     }
 
-    /// Creates a new random key; fails if `name` exists.
+    /// Creates a new random key; fails if `name` exists. A generation that a crash cut short
+    /// (the secret half written, the public one not) is finished instead: its public half is
+    /// derived from the secret and written, and that key returned.
     pub fn generate(&self, name: &str) -> Result<VerifyingKey> {
         validate_key_name(name)?;
-        if self.dir.join(format!("{name}{PUBLIC_EXT}")).exists()
-            || self.dir.join(format!("{name}{SECRET_EXT}")).exists()
-        {
+        if self.dir.join(format!("{name}{PUBLIC_EXT}")).exists() {
             return Err(StoreError::KeyExists(name.into()));
+        }
+        if self.dir.join(format!("{name}{SECRET_EXT}")).exists() {
+            let pk = self.signing_key(name)?.verifying_key();
+            self.write_public(name, &pk)?;
+            return Ok(pk);
         }
         let seed: [u8; 32] = fsutil::random_bytes().map_err(StoreError::io(&self.dir))?;
         let sk = SigningKey::from_bytes(&seed);
         let pk = sk.verifying_key();
-        // Secret first: a crash between the two leaves a key that `fsck` reports, never a
-        // public key whose secret was lost.
+        // Secret first: a crash between the two leaves a secret the next `generate` finishes,
+        // never a public key whose secret was lost.
         fsutil::write_atomic(
             &self.dir,
             &format!("{name}{SECRET_EXT}"),
             format!("{}\n", hex(&seed)).as_bytes(),
             0o600,
         )?;
-        self.write_public(name, &pk)?;
-        Ok(pk)
-    }
-
-    /// Writes the public half of `name` from its secret when a crash came between the two
-    /// writes of [`Keys::generate`]; nothing to do when both halves are there.
-    pub fn complete(&self, name: &str) -> Result<VerifyingKey> {
-        match self.public_key(name) {
-            Err(StoreError::NoSuchKey(_)) => {}
-            found => return found,
-        }
-        let pk = self.signing_key(name)?.verifying_key();
         self.write_public(name, &pk)?;
         Ok(pk)
     }
@@ -234,20 +227,15 @@ mod tests {
     }
 
     #[test]
-    fn a_key_cut_short_before_its_public_half_is_completed_from_the_secret() {
+    fn a_key_cut_short_before_its_public_half_is_finished_by_the_next_generate() {
         let d = tempfile::tempdir().unwrap();
         let keys = Keys::new(d.path().to_path_buf());
         let pk = keys.generate("a").unwrap();
         fs::remove_file(d.path().join("a.pub")).unwrap();
         assert!(keys.list().unwrap()[0].public.is_err());
-        assert_eq!(keys.complete("a").unwrap(), pk);
+        assert_eq!(keys.generate("a").unwrap(), pk, "the same key, finished");
         assert_eq!(keys.list().unwrap()[0].public, Ok(pk.to_bytes()));
-        assert_eq!(
-            keys.complete("a").unwrap(),
-            pk,
-            "a whole key is left as it is"
-        );
-        assert!(matches!(keys.complete("b"), Err(StoreError::NoSuchKey(_))));
+        assert!(matches!(keys.generate("a"), Err(StoreError::KeyExists(_))));
     }
 
     #[test]

@@ -105,8 +105,8 @@ pub use inspect::{
     parse_perms, perms_string, FotRow, HeaderView, ObjectInfo, ObjectReport, MAX_DUMP_LEN,
 };
 pub use journal::{
-    replay, settle, Journal, JournalStats, SettleReport, JOURNAL_BATCH_MAX, JOURNAL_CAPACITY,
-    JOURNAL_DIR, JOURNAL_RANGE_MAX,
+    record_size as journal_record_size, replay, settle, Journal, JournalStats, SettleReport,
+    JOURNAL_BATCH_MAX, JOURNAL_CAPACITY, JOURNAL_DIR, JOURNAL_RANGE_MAX,
 };
 pub use keys::{validate_key_name, KeyEntry, Keys, DEFAULT_KEY};
 pub use liveness::Hold;

@@ -202,11 +202,8 @@ impl Store {
         fsutil::ensure_dir(self.names.dir(), 0o755)?;
         fsutil::ensure_dir(self.keys.dir(), 0o700)?;
         match self.keys.generate(DEFAULT_KEY) {
-            Ok(_) => {}
-            // An earlier initialisation was cut short: finish its key.
-            Err(StoreError::KeyExists(_)) => {
-                self.keys.complete(DEFAULT_KEY)?;
-            }
+            // (A generation an earlier, interrupted initialisation began is finished.)
+            Ok(_) | Err(StoreError::KeyExists(_)) => {}
             Err(e) => return Err(e),
         }
         fsutil::write_atomic(&self.root, FORMAT_FILE, &format::marker_bytes(), 0o644)

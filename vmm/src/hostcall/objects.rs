@@ -1,5 +1,5 @@
-//! The object host calls (`OBJ_CREATE` .. `OBJ_DELETE`, `OBJ_RESERVE`, `OBJ_FLUSH_MANY`): decode and check the guest's arguments,
-//! then ask [`crate::objects::Objects`].
+//! The object host calls (`OBJ_CREATE` .. `OBJ_DELETE`, `OBJ_RESERVE`, `OBJ_FLUSH_MANY`):
+//! decode and check the guest's arguments, then ask [`crate::objects::Objects`].
 //!
 //! Names are read from guest memory the guest can read and must be UTF-8 of 1 to
 //! `abi::fot::MAX_NAME_LEN` bytes (`-ENAMETOOLONG` beyond); IDs are read from and written to

@@ -36,7 +36,7 @@ use std::thread::{JoinHandle, ThreadId};
 
 use abi::hostcall::errno::EIO;
 use abi::id::ObjId;
-use object_store::{Journal, JOURNAL_BATCH_MAX, JOURNAL_RANGE_MAX};
+use object_store::{journal_record_size, Journal, JOURNAL_BATCH_MAX, JOURNAL_RANGE_MAX};
 
 /// A range of one object's file to make durable.
 #[derive(Debug, Clone)]
@@ -404,9 +404,6 @@ fn sync_in_place(
     objects.len()
 }
 
-/// Journal bytes one range takes besides its data: a record head and at most 7 of padding.
-const RECORD_OVERHEAD: u64 = 72;
-
 /// Journals the batch (one write and one sync). An object with more bytes named than
 /// [`JOURNAL_RANGE_MAX`], or than the batch still has room for, is synced whole in place and
 /// noted `SYNCED` instead (its earlier records no longer count, so all of it must be on disk,
@@ -419,10 +416,12 @@ fn journal_batch(
 ) -> (usize, bool) {
     let mut syncs = 1;
     // Room for a SYNCED record per object, whatever happens below.
-    let room = JOURNAL_BATCH_MAX.saturating_sub(objects.len() as u64 * RECORD_OVERHEAD);
+    let room = JOURNAL_BATCH_MAX.saturating_sub(objects.len() as u64 * journal_record_size(0));
     for (&id, (file, ranges)) in objects {
         let total = ranges.iter().fold(0u64, |a, r| a.saturating_add(r.1));
-        let need = total.saturating_add(ranges.len() as u64 * RECORD_OVERHEAD);
+        let need = ranges.iter().fold(0u64, |a, r| {
+            a.saturating_add(journal_record_size(r.1.min(JOURNAL_BATCH_MAX)))
+        });
         if total > JOURNAL_RANGE_MAX || j.batch_len().saturating_add(need) > room {
             syncs += 1;
             match file.sync_whole() {

@@ -226,10 +226,11 @@ impl Objects {
 
     /// This mapper backing the regions a guest asks to have populated (ring op `POPULATE`,
     /// which the runtime sends only for objects that keep growing) with 2 MiB host pages, or
-    /// not. The run turns it on for `--durability none`: large growing objects then get the
-    /// speed of `--huge-pages` (one shadow fault and one TLB entry per 2 MiB), while small
-    /// objects keep 4 KiB pages and their small disk footprint. Not where fences sync objects
-    /// in place, which would write whole 2 MiB folios; through the journal they do not.
+    /// not. The run turns it on for `--durability none` and for durable runs with a flush
+    /// journal: large growing objects then get the speed of `--huge-pages` (one shadow fault
+    /// and one TLB entry per 2 MiB), while small objects keep 4 KiB pages and their small disk
+    /// footprint. Where fences sync objects in place (no journal could be had), which would
+    /// write whole 2 MiB folios, `populate` backs with 4 KiB pages after all.
     pub fn with_huge_growth(mut self, on: bool) -> Self {
         self.huge_growth = on;
         self
