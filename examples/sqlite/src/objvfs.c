@@ -11,8 +11,9 @@
  *   file). What xSync adds follows the run's durability (`twz-vmm run --durability`): none:
  *   nothing (like `pragma synchronous=off`: a power loss may lose or tear recent commits);
  *   commit: the ranges written since the last sync and the length are made durable behind one
- *   fence (twz_obj_flush_many) before xSync returns; group: the same as commit, because a rollback journal must be durable before
- *   the database pages it protects are overwritten, so syncs cannot be deferred and batched.
+ *   fence (twz_obj_flush_many) before xSync returns; group: the same as commit, because a
+ *   rollback journal must be durable before the database pages it protects are overwritten, so
+ *   syncs cannot be deferred and batched.
  * - A file holds at most twz_obj_max_size() bytes (1 GiB less the object's log, FOT and
  *   metadata, about 1019 MiB): writes beyond give SQLITE_FULL ("database or disk is full"),
  *   the statement fails and the database stays as it was. Databases do not span objects.
