@@ -254,14 +254,18 @@ impl Journal {
             let Some(file) = lock_free(&path)? else {
                 continue;
             };
+            // Every free journal is settled while it is locked here: a killed writer's records
+            // must not wait in a spare for a later replay over newer bytes.
+            let settled = settle_file(&file, &objects_dir, false);
             if free.is_none() {
-                settle_file(&file, &objects_dir, false).map_err(StoreError::io(&path))?;
+                settled.map_err(StoreError::io(&path))?;
                 free = Some((path, file));
+            } else if settled.is_err() {
+                // Left for the next settle; this run has its journal either way.
             } else if spares < SPARE_JOURNALS {
                 spares += 1;
-            } else if settle_file(&file, &objects_dir, false).is_ok() {
-                // Settled and ours: nobody else can take it between here and its removal. A
-                // failure leaves it for the next settle; this run has its journal either way.
+            } else {
+                // Settled and ours: nobody else can take it between here and its removal.
                 let _ = fs::remove_file(&path);
             }
         }
@@ -936,34 +940,37 @@ mod tests {
         let dir = f.root.join(JOURNAL_DIR);
         // Five writers at once (flock locks belong to open files, so these stand for five
         // processes): three exit, one is killed with a record in its journal, one keeps running.
-        let mut js: Vec<Journal> = (0..4)
-            .map(|_| Journal::acquire(&f.root).expect("journal"))
-            .collect();
-        let before = journal_files(&dir).expect("list");
-        let running = Journal::acquire(&f.root).expect("journal");
-        let running_path = journal_files(&dir)
-            .expect("list")
-            .into_iter()
-            .find(|p| !before.contains(p))
-            .expect("the running writer's journal");
-        fence(&mut js[3], &f, 0x1000, b"killed");
-        crash(js.pop().expect("four"));
+        // Each journal is renamed so that the next writer meets them in a known order: the
+        // exited writer's first (taken), the killed one's second (kept spare), then the rest.
+        let mut js = Vec::new();
+        for name in ["0", "1", "2", "3", "4"] {
+            let before = journal_files(&dir).expect("list");
+            js.push(Journal::acquire(&f.root).expect("journal"));
+            let made = journal_files(&dir)
+                .expect("list")
+                .into_iter()
+                .find(|p| !before.contains(p))
+                .expect("a new journal");
+            fs::rename(made, dir.join(format!("{name}{SUFFIX}"))).expect("rename");
+        }
+        let running = js.pop().expect("five");
+        fence(&mut js[1], &f, 0x1000, b"killed");
+        crash(js.remove(1));
         drop(js);
-        assert_eq!(journal_files(&dir).expect("list").len(), 5);
         write(&f.path, 0x1000, b"newer!");
         let _j = Journal::acquire(&f.root).expect("journal");
-        let left = journal_files(&dir).expect("list");
+        let names: Vec<_> = journal_files(&dir)
+            .expect("list")
+            .iter()
+            .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+            .collect();
         assert_eq!(
-            left.len(),
-            3,
-            "the running writer's, the one taken, one spare"
+            names,
+            ["0", "1", "4"],
+            "taken, one spare, the running writer's"
         );
-        assert!(
-            left.contains(&running_path),
-            "a running writer's journal stays"
-        );
-        // Nothing of the killed writer's is replayed over the page cache, and no journal left
-        // holds a record to replay after a reboot.
+        // The spare was settled: nothing of the killed writer's is replayed over the page cache
+        // now, or after a reboot.
         assert_eq!(read(&f.path, 0x1000, 6), b"newer!");
         drop(running);
         let replayed = replay(&f.root).expect("replay");
